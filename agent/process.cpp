@@ -1,0 +1,344 @@
+#include "agent/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+namespace rm::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr milliseconds kPollInterval(200);
+constexpr milliseconds kLastWaitAfterKill(5000);
+
+std::string errnoText(int error) {
+    return std::strerror(error);
+}
+
+// Through syscall(2): glibc 2.36 declares pidfd_open without C linkage, so C++ cannot link it.
+// -1 (and no pidfd) where the kernel or a seccomp filter does not offer it.
+int openPidfd(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
+}
+
+struct ProcStat {
+    char state = '?';
+    std::uint64_t startTime = 0;
+};
+
+std::optional<ProcStat> readProcStat(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!in || !std::getline(in, line)) return std::nullopt;
+    // The command name (field 2) may itself contain spaces and parentheses; it ends at the last
+    // ')'.
+    const std::size_t close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream fields(line.substr(close + 1));
+    ProcStat stat;
+    fields >> stat.state;  // field 3
+    std::string skipped;
+    for (int field = 4; field < 22 && fields; ++field) fields >> skipped;
+    fields >> stat.startTime;  // field 22
+    if (!fields) return std::nullopt;
+    return stat;
+}
+
+void checkSpawn(int rc, const char* what) {
+    if (rc != 0) throw SpawnError(std::string("cannot prepare ") + what + ": " + errnoText(rc));
+}
+
+class SpawnActions {
+  public:
+    SpawnActions() { checkSpawn(::posix_spawn_file_actions_init(&actions_), "file actions"); }
+    ~SpawnActions() { ::posix_spawn_file_actions_destroy(&actions_); }
+    SpawnActions(const SpawnActions&) = delete;
+    SpawnActions& operator=(const SpawnActions&) = delete;
+    posix_spawn_file_actions_t* get() { return &actions_; }
+
+  private:
+    posix_spawn_file_actions_t actions_;
+};
+
+class SpawnAttributes {
+  public:
+    SpawnAttributes() { checkSpawn(::posix_spawnattr_init(&attributes_), "spawn attributes"); }
+    ~SpawnAttributes() { ::posix_spawnattr_destroy(&attributes_); }
+    SpawnAttributes(const SpawnAttributes&) = delete;
+    SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+    posix_spawnattr_t* get() { return &attributes_; }
+
+  private:
+    posix_spawnattr_t attributes_;
+};
+
+std::vector<std::string> environmentStrings(const Environment& env) {
+    std::vector<std::string> strings;
+    for (const auto& [key, value] : env) {
+        if (key.empty() || key.find_first_of("=") != std::string::npos ||
+            key.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
+            throw SpawnError("invalid environment variable name or value: '" + key + "'");
+        }
+        strings.push_back(key + "=" + value);
+    }
+    if (!env.contains("PATH")) strings.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
+    return strings;
+}
+
+}  // namespace
+
+ExitStatus ExitStatus::fromWaitStatus(int status) {
+    if (WIFEXITED(status)) return {Kind::Exited, WEXITSTATUS(status)};
+    if (WIFSIGNALED(status)) return {Kind::Signaled, WTERMSIG(status)};
+    return {};
+}
+
+int ExitStatus::shellCode() const {
+    switch (kind) {
+        case Kind::Exited:
+            return value;
+        case Kind::Signaled:
+            return 128 + value;
+        case Kind::Unknown:
+            break;
+    }
+    return -1;
+}
+
+std::string ExitStatus::describe() const {
+    switch (kind) {
+        case Kind::Exited:
+            return "exited with status " + std::to_string(value);
+        case Kind::Signaled:
+            return "was killed by signal " + std::to_string(value) + " (" + ::strsignal(value) +
+                   ")";
+        case Kind::Unknown:
+            break;
+    }
+    return "ended (exit status unknown)";
+}
+
+pid_t launchInNewSession(const LaunchRequest& request) {
+    if (request.command.find('\0') != std::string::npos) {
+        throw SpawnError("the command contains a NUL byte");
+    }
+    std::error_code error;
+    if (!fs::is_directory(request.workDir, error)) {
+        throw SpawnError("working directory " + request.workDir.string() + " does not exist");
+    }
+    if (request.outputFd < 0) throw SpawnError("no output file descriptor given");
+
+    // dup2 onto 1 or 2 from a descriptor that already is 1 or 2 would keep its close-on-exec flag.
+    UniqueFd highOutput;
+    int outputFd = request.outputFd;
+    if (outputFd <= STDERR_FILENO) {
+        highOutput.reset(::fcntl(outputFd, F_DUPFD_CLOEXEC, 3));
+        if (!highOutput)
+            throw SpawnError("cannot duplicate the output descriptor: " + errnoText(errno));
+        outputFd = highOutput.get();
+    }
+
+    SpawnActions actions;
+    checkSpawn(
+        ::posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null", O_RDONLY, 0),
+        "stdin");
+    checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDOUT_FILENO),
+               "stdout");
+    checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDERR_FILENO),
+               "stderr");
+    checkSpawn(::posix_spawn_file_actions_addchdir_np(actions.get(), request.workDir.c_str()),
+               "working directory");
+    // Descriptors opened by other threads without O_CLOEXEC must not leak into package code.
+    checkSpawn(::posix_spawn_file_actions_addclosefrom_np(actions.get(), STDERR_FILENO + 1),
+               "descriptor closing");
+
+    SpawnAttributes attributes;
+    sigset_t none;
+    sigset_t all;
+    ::sigemptyset(&none);
+    ::sigfillset(&all);
+    checkSpawn(::posix_spawnattr_setsigmask(attributes.get(), &none), "signal mask");
+    checkSpawn(::posix_spawnattr_setsigdefault(attributes.get(), &all), "signal dispositions");
+    checkSpawn(
+        ::posix_spawnattr_setflags(
+            attributes.get(), POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
+        "spawn flags");
+
+    const std::vector<std::string> envStrings = environmentStrings(request.env);
+    std::vector<char*> envp;
+    for (const std::string& entry : envStrings) envp.push_back(const_cast<char*>(entry.c_str()));
+    envp.push_back(nullptr);
+    char shell[] = "sh";
+    char dashC[] = "-c";
+    char* argv[] = {shell, dashC, const_cast<char*>(request.command.c_str()), nullptr};
+
+    pid_t pid = -1;
+    if (const int rc =
+            ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(), argv, envp.data());
+        rc != 0) {
+        throw SpawnError("cannot run /bin/sh in " + request.workDir.string() + ": " +
+                         errnoText(rc));
+    }
+    return pid;
+}
+
+std::optional<std::uint64_t> processStartTime(pid_t pid) {
+    if (pid <= 0) return std::nullopt;
+    const auto stat = readProcStat(pid);
+    if (!stat) return std::nullopt;
+    return stat->startTime;
+}
+
+bool isRunning(pid_t pid, std::uint64_t startTime) {
+    if (pid <= 0) return false;
+    const auto stat = readProcStat(pid);
+    return stat && stat->startTime == startTime && stat->state != 'Z' && stat->state != 'X' &&
+           stat->state != 'x';
+}
+
+std::chrono::system_clock::time_point startTimeToWallClock(std::uint64_t startTime) {
+    std::ifstream in("/proc/stat");
+    std::string key;
+    long long bootTime = 0;
+    while (in >> key) {
+        if (key == "btime") {
+            in >> bootTime;
+            break;
+        }
+        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    const auto afterBoot = std::chrono::milliseconds(static_cast<long long>(startTime) * 1000 /
+                                                     (ticks > 0 ? ticks : 100));
+    return std::chrono::system_clock::time_point(std::chrono::seconds(bootTime)) + afterBoot;
+}
+
+void signalGroup(pid_t group, int signal) {
+    if (group > 1) ::kill(-group, signal);
+}
+
+ExitStatus reap(pid_t pid) {
+    int status = 0;
+    for (;;) {
+        const pid_t rc = ::waitpid(pid, &status, 0);
+        if (rc == pid) return ExitStatus::fromWaitStatus(status);
+        if (rc < 0 && errno == EINTR) continue;
+        return {};
+    }
+}
+
+std::optional<ExitStatus> tryReap(pid_t pid) {
+    int status = 0;
+    for (;;) {
+        const pid_t rc = ::waitpid(pid, &status, WNOHANG);
+        if (rc == pid) return ExitStatus::fromWaitStatus(status);
+        if (rc < 0 && errno == EINTR) continue;
+        return std::nullopt;
+    }
+}
+
+ExitWatcher::ExitWatcher(pid_t pid, std::uint64_t startTime, bool usePidfd)
+    : pid_(pid), startTime_(startTime) {
+    if (usePidfd) pidfd_.reset(openPidfd(pid));
+    // The pid may have been recycled between reading its start time and opening the pidfd; the
+    // pidfd now pins whatever process it names, so one more look settles which one that is.
+    if (pidfd_ && processStartTime(pid) != startTime) ended_ = true;
+    if (!pidfd_ && !isRunning(pid, startTime)) ended_ = true;
+}
+
+bool ExitWatcher::polledEnded() const {
+    return !isRunning(pid_, startTime_);
+}
+
+ExitWatcher::Result ExitWatcher::wait(milliseconds timeout, std::stop_token stop) {
+    if (ended_) return Result::Ended;
+
+    UniqueFd wakeup;
+    std::optional<std::stop_callback<std::function<void()>>> onStop;
+    if (stop.stop_possible()) {
+        wakeup.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (wakeup) {
+            const int fd = wakeup.get();
+            onStop.emplace(stop, std::function<void()>([fd] {
+                               const std::uint64_t one = 1;
+                               [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof one);
+                           }));
+        }
+    }
+
+    const bool forever = timeout >= milliseconds(24LL * 3600 * 1000);
+    const auto deadline = forever ? steady_clock::time_point::max() : steady_clock::now() + timeout;
+    for (;;) {
+        if (!pidfd_ && polledEnded()) {
+            ended_ = true;
+            return Result::Ended;
+        }
+        if (stop.stop_requested()) return Result::Cancelled;
+
+        int waitMs = -1;
+        if (!forever) {
+            const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
+            if (left.count() <= 0) {
+                if (pidfd_) {
+                    // Last look without blocking, so a zero timeout can still report the end.
+                    pollfd probe{pidfd_.get(), POLLIN, 0};
+                    if (::poll(&probe, 1, 0) > 0) {
+                        ended_ = true;
+                        return Result::Ended;
+                    }
+                }
+                return Result::TimedOut;
+            }
+            waitMs = static_cast<int>(std::min<long long>(left.count(), 1000LL * 3600));
+        }
+        // Without a pidfd, or without an eventfd to be woken by `stop`, look again regularly.
+        if (!pidfd_ || (stop.stop_possible() && !wakeup)) {
+            const int interval = static_cast<int>(kPollInterval.count());
+            waitMs = waitMs < 0 ? interval : std::min(waitMs, interval);
+        }
+
+        pollfd fds[2] = {{pidfd_ ? pidfd_.get() : -1, POLLIN, 0},
+                         {wakeup ? wakeup.get() : -1, POLLIN, 0}};
+        const int rc = ::poll(fds, 2, waitMs);
+        if (rc < 0 && errno != EINTR) {
+            // poll on valid descriptors does not fail in practice; fall back to /proc polling
+            // rather than spin.
+            pidfd_.reset();
+            continue;
+        }
+        if (rc > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ended_ = true;
+            return Result::Ended;
+        }
+    }
+}
+
+void terminateGroup(pid_t leader, ExitWatcher& watcher, milliseconds grace) {
+    signalGroup(leader, SIGTERM);
+    if (watcher.wait(grace) != ExitWatcher::Result::Ended) {
+        signalGroup(leader, SIGKILL);
+        watcher.wait(kLastWaitAfterKill);
+    }
+    // Children the leader left behind in its group die with it.
+    signalGroup(leader, SIGKILL);
+}
+
+}  // namespace rm::agent

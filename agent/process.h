@@ -1,0 +1,105 @@
+// Launching, identifying, watching and ending the processes that lifecycle steps and supervised
+// services run as. No global state: no SIGCHLD handler, never waitpid(-1); each caller waits
+// for exactly the pid it launched.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+
+#include "agent/unique_fd.h"
+
+namespace rm::agent {
+
+namespace fs = std::filesystem;
+
+// The complete environment of a launched command: nothing of the agent's own environment is
+// passed on, so credentials given to the agent never reach package code. PATH defaults to
+// /usr/local/bin:/usr/bin:/bin when the map has none.
+using Environment = std::map<std::string, std::string>;
+
+// How a process ended.
+struct ExitStatus {
+    enum class Kind { Exited, Signaled, Unknown /* not our child: the kernel told someone else */ };
+    Kind kind = Kind::Unknown;
+    int value = 0;  // exit status for Exited, signal number for Signaled
+
+    static ExitStatus fromWaitStatus(int status);
+    // Shell convention: the status, or 128 + signal; -1 when unknown.
+    int shellCode() const;
+    // "exited with status 1", "was killed by signal 9 (Killed)", "ended (exit status unknown)".
+    std::string describe() const;
+    bool operator==(const ExitStatus&) const = default;
+};
+
+class SpawnError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+struct LaunchRequest {
+    std::string command;  // run as `/bin/sh -c command`
+    fs::path workDir;
+    Environment env;
+    int outputFd = -1;  // stdout and stderr go here; stdin is /dev/null
+};
+
+// Starts the command as the leader of a new session (and so of a new process group, pgid ==
+// pid) with default signal dispositions, an empty signal mask and no inherited descriptors
+// besides 0-2. Uses posix_spawn, so nothing async-signal-unsafe can run in a forked copy of this
+// multi-threaded process. The caller must reap the pid. Throws SpawnError saying what failed.
+pid_t launchInNewSession(const LaunchRequest& request);
+
+// Field 22 of /proc/<pid>/stat (clock ticks after boot). Together with the pid it names one
+// incarnation of a process, since pids are recycled. nullopt when there is no such process.
+std::optional<std::uint64_t> processStartTime(pid_t pid);
+
+// True while that incarnation exists and has not ended (a zombie has ended).
+bool isRunning(pid_t pid, std::uint64_t startTime);
+
+// Wall-clock time at which a process with this start time was started.
+std::chrono::system_clock::time_point startTimeToWallClock(std::uint64_t startTime);
+
+// kill(-group, signal), ignoring a group that is already gone.
+void signalGroup(pid_t group, int signal);
+
+// Waits for our child `pid` and collects its status; Unknown if it is not our child.
+ExitStatus reap(pid_t pid);
+// Collects the status if `pid` is our child and has ended; nullopt otherwise.
+std::optional<ExitStatus> tryReap(pid_t pid);
+
+// Waits for one process incarnation to end, whether or not it is our child, without reaping it.
+// Uses a pidfd when the kernel has them, else polls /proc every 200 ms.
+class ExitWatcher {
+  public:
+    enum class Result { Ended, TimedOut, Cancelled };
+    static constexpr std::chrono::milliseconds kForever = std::chrono::milliseconds::max();
+
+    // `usePidfd = false` forces the /proc polling used where pidfds are unavailable.
+    ExitWatcher(pid_t pid, std::uint64_t startTime, bool usePidfd = true);
+
+    Result wait(std::chrono::milliseconds timeout, std::stop_token stop = {});
+
+  private:
+    bool polledEnded() const;
+
+    pid_t pid_;
+    std::uint64_t startTime_;
+    UniqueFd pidfd_;
+    bool ended_ = false;
+};
+
+// Ends a whole process group: SIGTERM, then SIGKILL if the leader is still there after `grace`,
+// and finally SIGKILL to whatever else is left in the group. Returns once the leader has ended
+// (or after a last short wait, should it be stuck in the kernel). Does not reap, so for our own
+// child the group id cannot have been recycled while we signal it.
+void terminateGroup(pid_t leader, ExitWatcher& watcher, std::chrono::milliseconds grace);
+
+}  // namespace rm::agent

@@ -1,0 +1,122 @@
+// One port, two protocols: SOAP POSTs go to a gSOAP-generated service, GETs to an HttpRouter.
+// A pool of worker threads serves accepted connections with keep-alive; every context applies
+// strict XML parsing and bounds on size, depth, element counts and time.
+#pragma once
+
+#include <stdsoap2.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/http.h"
+#include "common/log.h"
+
+namespace rm::common {
+
+struct TlsOptions {
+    std::string keyFile;   // PEM holding the private key and the certificate chain
+    std::string caFile;    // CA certificates used to verify peers
+    std::string password;  // of the key, if any
+    bool requireClientCertificate = false;
+    bool enabled() const { return !keyFile.empty(); }
+};
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0 picks a free port
+    int threads = 16;
+    std::chrono::seconds ioTimeout{10};         // idle keep-alive and per-read/write limit
+    std::chrono::seconds transferTimeout{60};   // whole message
+    uint64_t maxMessageBytes = 8ull << 20;
+    unsigned maxDepth = 64;
+    size_t maxOccurs = 100000;
+    size_t maxQueuedConnections = 1024;
+    TlsOptions tls;
+};
+
+// Parses "host:port" (IPv4, name, or [v6]) into options; throws UsageError-like runtime_error.
+void parseListen(const std::string& listen, ServerOptions& options);
+
+// Applies the strictness and bounds every gSOAP context of ours must have, server or client.
+void applyXmlLimits(struct soap* soap, const ServerOptions& options);
+
+// A gSOAP service object that can serve one connection and be cloned per worker thread.
+class SoapEndpoint {
+public:
+    virtual ~SoapEndpoint() = default;
+    virtual struct soap* context() = 0;
+    virtual int serve() = 0;
+    virtual void cleanup() = 0;
+    virtual std::unique_ptr<SoapEndpoint> clone() = 0;
+};
+
+template <class Service>
+class GeneratedEndpoint final : public SoapEndpoint {
+public:
+    explicit GeneratedEndpoint(std::unique_ptr<Service> service) : service_(std::move(service)) {}
+    struct soap* context() override { return service_->soap; }
+    int serve() override { return service_->serve(); }
+    void cleanup() override { service_->destroy(); }
+    std::unique_ptr<SoapEndpoint> clone() override {
+        return std::make_unique<GeneratedEndpoint>(std::unique_ptr<Service>(service_->copy()));
+    }
+
+private:
+    std::unique_ptr<Service> service_;
+};
+
+struct ServerStats {
+    uint64_t connections = 0;
+    uint64_t httpGets = 0;
+    uint64_t rejectedConnections = 0;
+};
+
+class SoapServer {
+public:
+    SoapServer(ServerOptions options, std::unique_ptr<SoapEndpoint> prototype, HttpRouter router,
+               Logger& logger);
+    ~SoapServer();
+    SoapServer(const SoapServer&) = delete;
+    SoapServer& operator=(const SoapServer&) = delete;
+
+    // Binds and starts serving; throws std::runtime_error saying why binding failed.
+    void start();
+    // Stops accepting, lets in-flight requests finish, joins every thread. Idempotent.
+    void stop();
+
+    int port() const { return port_; }
+    std::string url() const;
+    ServerStats stats() const;
+
+    // Used by the gSOAP callbacks.
+    struct WorkerContext;
+    int handleGet(struct soap* soap, WorkerContext& worker);
+
+private:
+    void acceptLoop();
+    void workerLoop(WorkerContext& worker);
+
+    ServerOptions options_;
+    std::unique_ptr<SoapEndpoint> prototype_;
+    HttpRouter router_;
+    Logger& logger_;
+    int port_ = 0;
+
+    std::atomic<bool> running_{false};
+    std::mutex queueMutex_;
+    std::condition_variable queueReady_;
+    std::deque<std::pair<SOAP_SOCKET, std::string>> queue_;
+    std::vector<std::unique_ptr<WorkerContext>> workers_;
+    std::thread acceptor_;
+    std::atomic<uint64_t> connections_{0}, httpGets_{0}, rejected_{0};
+};
+
+}  // namespace rm::common

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace rm::common {
+
+using Clock = std::chrono::system_clock;
+
+// ISO 8601 with an explicit offset, second precision: 2008-10-29T00:58:17+00:00.
+std::string isoTimestamp(Clock::time_point t);
+std::string isoTimestampMillis(Clock::time_point t);
+
+int64_t toUnixMillis(Clock::time_point t);
+Clock::time_point fromUnixMillis(int64_t ms);
+inline int64_t nowMillis() { return toUnixMillis(Clock::now()); }
+
+}  // namespace rm::common

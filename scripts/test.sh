@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets everything up, builds, and runs the whole test suite twice: a normal build, then one
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Exit status 0 only if both pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+
+run_suite() {  # $1 build dir, rest: cmake options
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && ctest --output-on-failure --timeout 900)
+}
+
+echo "== build and test =="
+run_suite build
+echo "== build and test under ASan+UBSan =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan -DRM_SANITIZE=ON -DRM_BENCH=OFF
+echo "== all tests passed (normal and sanitized builds) =="

@@ -1,0 +1,223 @@
+#include "service/rm_daemon.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "common/daemon.h"
+#include "common/time_util.h"
+#include "common/value_worker.h"
+#include "service/access_policy.h"
+#include "service/report_service.h"
+#include "service/request_validation.h"
+#include "service/rm_endpoint.h"
+#include "service/scope_store.h"
+#include "service/session_processor.h"
+#include "service/views.h"
+
+namespace rm::service {
+
+using common::Log;
+using common::LogLevel;
+using common::OptionSpec;
+
+common::Settings rmSettings() {
+    return common::Settings(
+        "resource-manager", "The Resource Manager of one scope: SOAP endpoint, browser views, scope state.",
+        {
+            {"scope", "the scope this RM manages, e.g. /gcube/devsec", {}, true},
+            {"listen", "HOST:PORT to serve SOAP and HTTP on (port 0 picks a free one)", "127.0.0.1:8080"},
+            {"state-dir", "directory for the durable state (created if missing)", {}, true},
+            {"repository", "directory of package archives (the software repository)", {}, true},
+            {"threads", "worker threads serving connections", "16"},
+            {"io-timeout-ms", "per-read/write and idle keep-alive timeout", "10000"},
+            {"max-message-bytes", "largest SOAP request accepted", "8388608"},
+            {"max-items", "most resources or services in one request", "10000"},
+            {"session-timeout-ms", "a session still open after this long is closed FAILED", "600000"},
+            {"heartbeat-interval-ms", "how often node agents are told to heartbeat", "2000"},
+            {"node-lost-after-ms", "a node silent for this long is marked LOST", "10000"},
+            {"users", "users file; when set, mutating operations need HTTP Basic credentials", {}},
+            {"tls-key", "PEM file with the private key and certificate: serve HTTPS", {}},
+            {"tls-ca", "PEM file of CAs to verify clients (mutual TLS)", {}},
+            {"tls-require-client-cert", "refuse clients without a certificate signed by --tls-ca", "false"},
+            {"wsdl", "the WSDL file to serve at /wsdl (default: share/ResourceManager.wsdl beside the binary)", {}},
+            {"engine-seed", "seed for the engine's restart jitter (replays a run)", {}},
+            {"log-level", "debug, info, warn or error", "info"},
+        });
+}
+
+RmConfig loadRmConfig(const common::Settings& s, const std::filesystem::path& programDir) {
+    RmConfig c;
+    c.scope = s.get("scope");
+    if (!isValidScope(c.scope)) {
+        throw common::UsageError("--scope '" + c.scope +
+                                 "' is not a scope: use /segment[/segment...] with segments of "
+                                 "[A-Za-z0-9._-]");
+    }
+    try {
+        common::parseListen(s.get("listen"), c.server);
+    } catch (const std::exception& e) {
+        throw common::UsageError(e.what());
+    }
+    c.stateDir = s.get("state-dir");
+    c.repositoryDir = s.get("repository");
+    c.server.threads = static_cast<int>(s.getInt("threads"));
+    c.server.ioTimeout = std::chrono::seconds(std::max<int64_t>(1, s.getInt("io-timeout-ms") / 1000));
+    c.server.maxMessageBytes = static_cast<uint64_t>(s.getInt("max-message-bytes"));
+    c.sessionTimeout = s.getMillis("session-timeout-ms");
+    c.heartbeatInterval = s.getMillis("heartbeat-interval-ms");
+    c.nodeLostAfter = s.getMillis("node-lost-after-ms");
+    if (s.has("users")) c.usersFile = s.get("users");
+    if (s.has("tls-key")) c.server.tls.keyFile = s.get("tls-key");
+    if (s.has("tls-ca")) c.server.tls.caFile = s.get("tls-ca");
+    c.server.tls.requireClientCertificate = s.getBool("tls-require-client-cert");
+    if (c.server.tls.requireClientCertificate && c.server.tls.caFile.empty()) {
+        throw common::UsageError("--tls-require-client-cert needs --tls-ca");
+    }
+    c.wsdlFile = s.has("wsdl") ? std::filesystem::path(s.get("wsdl"))
+                               : programDir.parent_path() / "share" / "ResourceManager.wsdl";
+    if (s.has("engine-seed")) c.engine.seed = static_cast<uint64_t>(s.getInt("engine-seed"));
+    if (c.server.threads < 1 || c.server.threads > 1024) throw common::UsageError("--threads must be 1..1024");
+    if (c.sessionTimeout.count() < 1000) throw common::UsageError("--session-timeout-ms must be at least 1000");
+    return c;
+}
+
+namespace {
+
+// Everything the RM keeps durable, opened together.
+struct RmState {
+    RmState(const std::filesystem::path& dir, common::Logger& logger) : store(dir, logger), reports(store) {}
+    ScopeStore store;
+    ReportService reports;
+};
+
+std::string readFile(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    if (!in) throw std::runtime_error("cannot read " + file.string());
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+}  // namespace
+
+ResourceManagerDaemon::ResourceManagerDaemon(RmConfig config, common::Logger& logger)
+    : config_(std::move(config)),
+      logger_(logger),
+      engine_(config_.engine, [&logger](std::string_view level, std::string_view message) {
+          logger.write(level == "error" ? LogLevel::error : level == "warn" ? LogLevel::warn : LogLevel::info,
+                       message);
+      }) {}
+
+ResourceManagerDaemon::~ResourceManagerDaemon() { stop(); }
+
+void ResourceManagerDaemon::start() {
+    if (!std::filesystem::is_directory(config_.repositoryDir)) {
+        throw std::runtime_error("repository " + config_.repositoryDir.string() +
+                                 " is not a directory (give --repository a directory of package archives)");
+    }
+    std::filesystem::create_directories(config_.stateDir);
+    installManifolds();
+    engine_.start();
+}
+
+void ResourceManagerDaemon::stop() { engine_.stop(); }
+
+void ResourceManagerDaemon::installManifolds() {
+    auto access = std::make_shared<AccessPolicy>(
+        config_.usersFile.empty() ? AccessPolicy() : AccessPolicy::fromFile(config_.usersFile));
+    if (access->open()) {
+        Log(logger_, LogLevel::warn, "access_open")
+            .kv("hint", "every caller may change the scope; set --users to require credentials");
+    }
+    std::string wsdl = readFile(config_.wsdlFile);
+
+    engine_.install("state", {
+        {},
+        [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
+            auto state = std::make_shared<RmState>(config_.stateDir, logger_);
+            Log(logger_, LogLevel::info, "state_opened")
+                .kv("dir", config_.stateDir.string())
+                .kv("resources", state->store.resourceCount());
+            return std::make_unique<engine::ValueWorker<RmState>>(state);
+        },
+        engine::ValueWorker<RmState>::output,
+    });
+
+    engine_.install("sessions", {
+        {"state"},
+        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+            auto state = ctx.get<std::shared_ptr<RmState>>("state");
+            auto processor = std::make_shared<SessionProcessor>(
+                state->store, state->reports, logger_,
+                SessionProcessorOptions{config_.sessionTimeout, std::chrono::milliseconds(1000)});
+            // The processor refers to the state; keep it alive as long as the thread runs.
+            return std::make_unique<engine::ServiceWorker<SessionProcessor>>(
+                processor, [state](SessionProcessor& p, std::stop_token stop) { p.run(stop); });
+        },
+        engine::ServiceWorker<SessionProcessor>::output,
+    });
+
+    engine_.install("presence", {
+        {"state"},
+        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+            auto state = ctx.get<std::shared_ptr<RmState>>("state");
+            auto lostAfter = config_.nodeLostAfter;
+            return std::make_unique<engine::ThreadWorker>([this, state, lostAfter](std::stop_token stop) {
+                std::mutex m;
+                std::condition_variable_any cv;
+                while (!stop.stop_requested()) {
+                    for (const auto& id : state->store.markSilentNodesLost(common::nowMillis() - lostAfter.count())) {
+                        Log(logger_, LogLevel::warn, "node_lost").kv("node", id).kv("silent_ms", lostAfter.count());
+                    }
+                    std::unique_lock lock(m);
+                    cv.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });
+                }
+            });
+        },
+        {},
+    });
+
+    engine_.install("api", {
+        {"state", "sessions"},
+        [this, access, wsdl](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+            auto state = ctx.get<std::shared_ptr<RmState>>("state");
+            auto processor = ctx.get<std::shared_ptr<SessionProcessor>>("sessions");
+            auto context = std::shared_ptr<ResourceManagerContext>(new ResourceManagerContext{
+                config_.scope, state->store, *processor, state->reports, *access, logger_,
+                config_.heartbeatInterval, 10000});
+            common::ServerOptions options = config_.server;
+            if (boundPort_ != 0) options.port = boundPort_;
+            auto url = std::make_shared<std::string>();
+            ViewSources sources{config_.scope, state->store, state->reports, wsdl,
+                                [url] { return *url; }, [this] { return engine_.reportJson(); }, {}};
+            // The server refers to the state, processor and policy: the worker keeps them alive.
+            struct Api {
+                std::shared_ptr<RmState> state;
+                std::shared_ptr<SessionProcessor> processor;
+                std::shared_ptr<AccessPolicy> access;
+                std::unique_ptr<common::SoapServer> server;
+                ~Api() { server.reset(); }
+            };
+            auto api = std::make_shared<Api>();
+            api->state = state;
+            api->processor = processor;
+            api->access = access;
+            api->server = std::make_unique<common::SoapServer>(
+                options,
+                std::make_unique<common::GeneratedEndpoint<ResourceManagerEndpoint>>(
+                    std::make_unique<ResourceManagerEndpoint>(context)),
+                makeRouter(sources), logger_);
+            api->server->start();
+            *url = api->server->url();
+            boundPort_ = api->server->port();
+            if (!announced_) {
+                common::announceUrl(*url);
+                announced_ = true;
+            }
+            return std::make_unique<engine::ValueWorker<Api>>(api);
+        },
+        {},
+    });
+}
+
+}  // namespace rm::service

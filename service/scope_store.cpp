@@ -1,0 +1,538 @@
+#include "service/scope_store.h"
+
+#include <stdexcept>
+
+#include "common/time_util.h"
+
+namespace rm::service {
+
+namespace {
+
+const std::vector<std::string> kMigrations = {
+    R"sql(
+CREATE TABLE resources (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    node TEXT NOT NULL DEFAULT '',
+    incarnation INTEGER NOT NULL DEFAULT 1,
+    session_id TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (type, id)
+);
+CREATE INDEX resources_by_state ON resources(state);
+CREATE TABLE resource_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    operation TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    status TEXT NOT NULL,
+    exit_status TEXT,
+    caller TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL
+);
+CREATE INDEX sessions_by_status ON sessions(status, created_at);
+CREATE INDEX sessions_by_update ON sessions(updated_at);
+CREATE TABLE session_resources (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'WAITING',
+    error TEXT NOT NULL DEFAULT '-',
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    endpoint TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '',
+    cpus INTEGER NOT NULL DEFAULT 0,
+    memory_mb INTEGER NOT NULL DEFAULT 0,
+    disk_free_mb INTEGER NOT NULL DEFAULT 0,
+    max_instances INTEGER NOT NULL DEFAULT 0,
+    registered_at INTEGER NOT NULL,
+    last_heartbeat INTEGER NOT NULL,
+    heartbeat_seq INTEGER NOT NULL DEFAULT 0,
+    liveness TEXT NOT NULL DEFAULT 'ALIVE',
+    running_instances INTEGER NOT NULL DEFAULT 0,
+    load REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    service_class TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    package_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+)sql",
+};
+
+std::string stateName(ResourceState s) { return std::string(toString(s)); }
+
+ResourceState readState(const std::string& text) {
+    auto s = parseResourceState(text);
+    if (!s) throw common::StorageError("unknown resource state '" + text + "' in the database");
+    return *s;
+}
+
+ScopedResource readResource(common::Statement& q) {
+    ScopedResource r;
+    r.key = {q.text(0), q.text(1)};
+    r.state = readState(q.text(2));
+    r.node = q.text(3);
+    r.incarnation = q.integer(4);
+    r.sessionId = q.text(5);
+    r.error = q.text(6);
+    r.updatedAtMs = q.integer(7);
+    return r;
+}
+
+const char* kResourceColumns =
+    "type, id, state, node, incarnation, session_id, error, updated_at";
+
+}  // namespace
+
+std::string_view toString(SessionOperation op) {
+    switch (op) {
+        case SessionOperation::AddResources: return "AddResources";
+        case SessionOperation::RemoveResources: return "RemoveResources";
+        case SessionOperation::DisposeScope: return "DisposeScope";
+    }
+    return "AddResources";
+}
+
+SessionOperation parseSessionOperation(std::string_view text) {
+    if (text == "AddResources") return SessionOperation::AddResources;
+    if (text == "RemoveResources") return SessionOperation::RemoveResources;
+    if (text == "DisposeScope") return SessionOperation::DisposeScope;
+    throw common::StorageError("unknown session operation '" + std::string(text) + "' in the database");
+}
+
+ScopeStore::ScopeStore(const std::filesystem::path& stateDir, common::Logger& logger)
+    : logger_(logger), db_(stateDir / "rm.db", kMigrations) {}
+
+void ScopeStore::createSession(const NewSession& s) {
+    db_.transaction([&](common::Database::Lock& db) {
+        int64_t now = common::nowMillis();
+        db.prepare(
+              "INSERT INTO sessions(id, operation, scope, status, caller, created_at, updated_at, "
+              "deadline) VALUES (?, ?, ?, 'OPEN', ?, ?, ?, ?)")
+            .bind(1, s.id)
+            .bind(2, toString(s.operation))
+            .bind(3, s.scope)
+            .bind(4, s.caller)
+            .bind(5, now)
+            .bind(6, now)
+            .bind(7, s.deadlineMs)
+            .run();
+        int seq = 0;
+        for (const auto& key : s.resources) {
+            db.prepare("INSERT INTO session_resources(session_id, seq, type, id) VALUES (?, ?, ?, ?)")
+                .bind(1, s.id)
+                .bind(2, seq++)
+                .bind(3, key.type)
+                .bind(4, key.id)
+                .run();
+        }
+    });
+}
+
+std::optional<Session> ScopeStore::session(const std::string& id) {
+    std::optional<Session> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT id, operation, scope, status, exit_status, created_at, updated_at, deadline, "
+            "caller FROM sessions WHERE id = ?");
+        q.bind(1, id);
+        if (!q.step()) return;
+        Session s;
+        s.id = q.text(0);
+        s.operation = parseSessionOperation(q.text(1));
+        s.scope = q.text(2);
+        s.open = q.text(3) == "OPEN";
+        if (auto exit = q.optionalText(4)) s.succeeded = *exit == "SUCCESS";
+        s.createdAtMs = q.integer(5);
+        s.updatedAtMs = q.integer(6);
+        s.deadlineMs = q.integer(7);
+        s.caller = q.text(8);
+        out = std::move(s);
+    });
+    return out;
+}
+
+std::vector<SessionResource> ScopeStore::sessionResources(const std::string& id) {
+    std::vector<SessionResource> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT seq, type, id, status, error FROM session_resources WHERE session_id = ? "
+            "ORDER BY seq");
+        q.bind(1, id);
+        while (q.step()) {
+            out.push_back({static_cast<int>(q.integer(0)), {q.text(1), q.text(2)}, q.text(3), q.text(4)});
+        }
+    });
+    return out;
+}
+
+std::vector<std::string> ScopeStore::openSessionIds() {
+    std::vector<std::string> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT id FROM sessions WHERE status = 'OPEN' ORDER BY created_at, id");
+        while (q.step()) out.push_back(q.text(0));
+    });
+    return out;
+}
+
+std::vector<SessionSummary> ScopeStore::recentSessions(int limit) {
+    std::vector<SessionSummary> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT s.id, s.operation, s.status, s.exit_status, s.updated_at, "
+            "(SELECT COUNT(*) FROM session_resources r WHERE r.session_id = s.id) "
+            "FROM sessions s ORDER BY s.updated_at DESC, s.id LIMIT ?");
+        q.bind(1, limit);
+        while (q.step()) {
+            SessionSummary s;
+            s.id = q.text(0);
+            s.operation = q.text(1);
+            s.open = q.text(2) == "OPEN";
+            if (auto exit = q.optionalText(3)) s.succeeded = *exit == "SUCCESS";
+            s.updatedAtMs = q.integer(4);
+            s.items = static_cast<int>(q.integer(5));
+            out.push_back(std::move(s));
+        }
+    });
+    return out;
+}
+
+bool ScopeStore::closeSession(const std::string& id, bool succeeded, int64_t nowMs) {
+    bool closed = false;
+    db_.transaction([&](common::Database::Lock& db) {
+        db.prepare(
+              "UPDATE sessions SET status = 'CLOSED', exit_status = ?, updated_at = ? "
+              "WHERE id = ? AND status = 'OPEN'")
+            .bind(1, succeeded ? "SUCCESS" : "FAILED")
+            .bind(2, nowMs)
+            .bind(3, id)
+            .run();
+        closed = db.changes() == 1;
+    });
+    return closed;
+}
+
+void ScopeStore::touchSession(const std::string& id, int64_t nowMs) {
+    db_.transaction([&](common::Database::Lock& db) {
+        db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?")
+            .bind(1, nowMs)
+            .bind(2, id)
+            .run();
+    });
+}
+
+void ScopeStore::applyItem(const std::string& sessionId, int seq, const ResourceKey& key,
+                           const ItemOutcome& outcome, int64_t nowMs) {
+    db_.transaction([&](common::Database::Lock& db) {
+        if (!outcome.moves.empty()) {
+            std::optional<ResourceState> current;
+            int64_t incarnation = 1;
+            {
+                auto& q = db.prepare("SELECT state, incarnation FROM resources WHERE type = ? AND id = ?");
+                q.bind(1, key.type).bind(2, key.id);
+                if (q.step()) {
+                    current = readState(q.text(0));
+                    incarnation = q.integer(1);
+                }
+            }
+            // A resource that left the scope (or never joined) starts a new life as CREATED.
+            ResourceState state = ResourceState::Created;
+            bool reincarnate = false;
+            if (current && *current != ResourceState::Unpublished && *current != ResourceState::Lost) {
+                state = *current;
+            } else if (current) {
+                reincarnate = true;
+                ++incarnation;
+            }
+            for (ResourceState to : outcome.moves) {
+                checkTransition(state, to);  // throws: the transaction rolls back
+                db.prepare(
+                      "INSERT INTO resource_events(type, id, from_state, to_state, session_id, at) "
+                      "VALUES (?, ?, ?, ?, ?, ?)")
+                    .bind(1, key.type)
+                    .bind(2, key.id)
+                    .bind(3, stateName(state))
+                    .bind(4, stateName(to))
+                    .bind(5, sessionId)
+                    .bind(6, nowMs)
+                    .run();
+                state = to;
+            }
+            if (!current || reincarnate) {
+                db.prepare(
+                      "INSERT INTO resources(type, id, state, node, incarnation, session_id, error, "
+                      "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT(type, id) DO UPDATE SET state = excluded.state, node = "
+                      "excluded.node, incarnation = excluded.incarnation, session_id = "
+                      "excluded.session_id, error = excluded.error, created_at = "
+                      "excluded.created_at, updated_at = excluded.updated_at")
+                    .bind(1, key.type)
+                    .bind(2, key.id)
+                    .bind(3, stateName(state))
+                    .bind(4, outcome.node)
+                    .bind(5, incarnation)
+                    .bind(6, sessionId)
+                    .bind(7, outcome.error == "-" ? std::string() : outcome.error)
+                    .bind(8, nowMs)
+                    .bind(9, nowMs)
+                    .run();
+            } else {
+                db.prepare(
+                      "UPDATE resources SET state = ?, node = CASE WHEN ? = '' THEN node ELSE ? END, "
+                      "session_id = ?, error = ?, updated_at = ? WHERE type = ? AND id = ?")
+                    .bind(1, stateName(state))
+                    .bind(2, outcome.node)
+                    .bind(3, outcome.node)
+                    .bind(4, sessionId)
+                    .bind(5, outcome.error == "-" ? std::string() : outcome.error)
+                    .bind(6, nowMs)
+                    .bind(7, key.type)
+                    .bind(8, key.id)
+                    .run();
+            }
+        }
+        db.prepare(
+              "UPDATE session_resources SET status = ?, error = ? WHERE session_id = ? AND seq = ? "
+              "AND status = 'WAITING'")
+            .bind(1, outcome.status)
+            .bind(2, outcome.error)
+            .bind(3, sessionId)
+            .bind(4, seq)
+            .run();
+        if (db.changes() != 1) {
+            throw common::StorageError("session " + sessionId + " item " + std::to_string(seq) +
+                                       " was already processed");
+        }
+        db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?")
+            .bind(1, nowMs)
+            .bind(2, sessionId)
+            .run();
+    });
+}
+
+void ScopeStore::failWaitingItems(const std::string& sessionId, const std::string& reason,
+                                  int64_t nowMs) {
+    db_.transaction([&](common::Database::Lock& db) {
+        std::vector<ResourceKey> pending;
+        {
+            auto& q = db.prepare(
+                "SELECT type, id FROM session_resources WHERE session_id = ? AND status = 'WAITING'");
+            q.bind(1, sessionId);
+            while (q.step()) pending.push_back({q.text(0), q.text(1)});
+        }
+        for (const auto& key : pending) {
+            auto& q = db.prepare("SELECT state FROM resources WHERE type = ? AND id = ?");
+            q.bind(1, key.type).bind(2, key.id);
+            if (!q.step()) continue;
+            ResourceState state = readState(q.text(0));
+            if (!isInScope(state) || !isLegalTransition(state, ResourceState::Lost)) continue;
+            db.prepare(
+                  "INSERT INTO resource_events(type, id, from_state, to_state, session_id, at) "
+                  "VALUES (?, ?, ?, 'LOST', ?, ?)")
+                .bind(1, key.type)
+                .bind(2, key.id)
+                .bind(3, stateName(state))
+                .bind(4, sessionId)
+                .bind(5, nowMs)
+                .run();
+            db.prepare("UPDATE resources SET state = 'LOST', error = ?, updated_at = ? WHERE type = ? AND id = ?")
+                .bind(1, reason)
+                .bind(2, nowMs)
+                .bind(3, key.type)
+                .bind(4, key.id)
+                .run();
+        }
+        db.prepare(
+              "UPDATE session_resources SET status = 'FAILED', error = ? WHERE session_id = ? AND "
+              "status = 'WAITING'")
+            .bind(1, reason)
+            .bind(2, sessionId)
+            .run();
+    });
+}
+
+std::optional<ScopedResource> ScopeStore::resource(const ResourceKey& key) {
+    std::optional<ScopedResource> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(std::string("SELECT ") + kResourceColumns +
+                             " FROM resources WHERE type = ? AND id = ?");
+        q.bind(1, key.type).bind(2, key.id);
+        if (q.step()) out = readResource(q);
+    });
+    return out;
+}
+
+std::vector<ScopedResource> ScopeStore::listResources(const std::optional<std::string>& type,
+                                                      const std::optional<ResourceState>& state) {
+    std::vector<ScopedResource> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(std::string("SELECT ") + kResourceColumns +
+                             " FROM resources WHERE (?1 IS NULL OR type = ?1) AND "
+                             "(?2 IS NULL OR state = ?2) ORDER BY type, id");
+        q.bindOptional(1, type);
+        q.bindOptional(2, state ? std::optional<std::string>(stateName(*state)) : std::nullopt);
+        while (q.step()) out.push_back(readResource(q));
+    });
+    return out;
+}
+
+std::vector<ResourceKey> ScopeStore::resourcesInScope() {
+    std::vector<ResourceKey> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT type, id FROM resources WHERE state IN ('ADDED', 'PUBLISHED') ORDER BY type, id");
+        while (q.step()) out.push_back({q.text(0), q.text(1)});
+    });
+    return out;
+}
+
+int64_t ScopeStore::resourceCount() {
+    int64_t n = 0;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT COUNT(*) FROM resources");
+        if (q.step()) n = q.integer(0);
+    });
+    return n;
+}
+
+std::optional<NodeRecord> ScopeStore::nodeByIdOrName(const std::string& idOrName) {
+    std::optional<NodeRecord> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT id, name, endpoint, labels, last_heartbeat, liveness FROM nodes WHERE id = ?1 "
+            "OR name = ?1");
+        q.bind(1, idOrName);
+        if (q.step()) {
+            out = NodeRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)};
+        }
+    });
+    return out;
+}
+
+std::vector<NodeRecord> ScopeStore::nodes() {
+    std::vector<NodeRecord> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT id, name, endpoint, labels, last_heartbeat, liveness FROM nodes ORDER BY name");
+        while (q.step()) {
+            out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)});
+        }
+    });
+    return out;
+}
+
+bool ScopeStore::instanceReported(const std::string& instanceId) {
+    bool found = false;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT 1 FROM instances i JOIN nodes n ON n.id = i.node_id WHERE i.id = ? AND "
+            "i.state = 'RUNNING'");
+        q.bind(1, instanceId);
+        found = q.step();
+    });
+    return found;
+}
+
+std::optional<std::string> ScopeStore::registerNode(const NodeRegistration& n, int64_t nowMs) {
+    std::optional<std::string> replaced;
+    db_.transaction([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT id FROM nodes WHERE name = ? AND id <> ?");
+        q.bind(1, n.name).bind(2, n.id);
+        if (q.step()) replaced = q.text(0);
+        if (replaced) db.prepare("DELETE FROM nodes WHERE id = ?").bind(1, *replaced).run();
+        db.prepare(
+              "INSERT INTO nodes(id, name, endpoint, labels, cpus, memory_mb, disk_free_mb, "
+              "max_instances, registered_at, last_heartbeat, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, "
+              "?, ?, ?, 'ALIVE') ON CONFLICT(id) DO UPDATE SET name = excluded.name, endpoint = "
+              "excluded.endpoint, labels = excluded.labels, cpus = excluded.cpus, memory_mb = "
+              "excluded.memory_mb, disk_free_mb = excluded.disk_free_mb, max_instances = "
+              "excluded.max_instances, last_heartbeat = excluded.last_heartbeat, liveness = 'ALIVE'")
+            .bind(1, n.id)
+            .bind(2, n.name)
+            .bind(3, n.endpoint)
+            .bind(4, n.labels)
+            .bind(5, n.cpus)
+            .bind(6, n.memoryMB)
+            .bind(7, n.diskFreeMB)
+            .bind(8, n.maxInstances)
+            .bind(9, nowMs)
+            .bind(10, nowMs)
+            .run();
+    });
+    return replaced;
+}
+
+bool ScopeStore::heartbeat(const std::string& id, int64_t sequence, int runningInstances,
+                           double load, int64_t diskFreeMB, int64_t nowMs) {
+    bool known = false;
+    db_.transaction([&](common::Database::Lock& db) {
+        db.prepare(
+              "UPDATE nodes SET last_heartbeat = ?, heartbeat_seq = MAX(heartbeat_seq, ?), "
+              "running_instances = ?, load = ?, disk_free_mb = ?, liveness = 'ALIVE' WHERE id = ?")
+            .bind(1, nowMs)
+            .bind(2, sequence)
+            .bind(3, runningInstances)
+            .bind(4, load)
+            .bind(5, diskFreeMB)
+            .bind(6, id)
+            .run();
+        known = db.changes() == 1;
+    });
+    return known;
+}
+
+std::vector<NodeStatus> ScopeStore::nodeStatuses() {
+    std::vector<NodeStatus> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT id, name, endpoint, labels, last_heartbeat, liveness, load, running_instances, "
+            "disk_free_mb FROM nodes ORDER BY name");
+        while (q.step()) {
+            NodeStatus s;
+            s.record = {q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)};
+            s.load = q.real(6);
+            s.runningInstances = static_cast<int>(q.integer(7));
+            s.diskFreeMB = q.integer(8);
+            out.push_back(std::move(s));
+        }
+    });
+    return out;
+}
+
+std::vector<std::string> ScopeStore::markSilentNodesLost(int64_t deadlineMs) {
+    std::vector<std::string> lost;
+    db_.transaction([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT id FROM nodes WHERE liveness = 'ALIVE' AND last_heartbeat < ?");
+        q.bind(1, deadlineMs);
+        while (q.step()) lost.push_back(q.text(0));
+        for (const auto& id : lost) {
+            db.prepare("UPDATE nodes SET liveness = 'LOST' WHERE id = ?").bind(1, id).run();
+        }
+    });
+    return lost;
+}
+
+}  // namespace rm::service

@@ -1,0 +1,162 @@
+// The RM's durable state (SPEC section 8): scoped resources, sessions and their items, nodes.
+// Rows hold plain values (state names, ids, texts); what they mean lives in the code that reads
+// them, so a new build never misreads an old state directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/storage.h"
+#include "service/resource_state.h"
+
+namespace rm::service {
+
+struct ResourceKey {
+    std::string type;
+    std::string id;
+    bool operator==(const ResourceKey&) const = default;
+};
+
+struct ScopedResource {
+    ResourceKey key;
+    ResourceState state = ResourceState::Created;
+    std::string node;  // hosting node, where relevant
+    int64_t incarnation = 1;
+    std::string sessionId;  // last session that changed it
+    std::string error;
+    int64_t updatedAtMs = 0;
+};
+
+enum class SessionOperation { AddResources, RemoveResources, DisposeScope };
+std::string_view toString(SessionOperation op);
+SessionOperation parseSessionOperation(std::string_view text);
+
+struct Session {
+    std::string id;
+    SessionOperation operation = SessionOperation::AddResources;
+    std::string scope;
+    bool open = true;
+    std::optional<bool> succeeded;  // set once closed
+    int64_t createdAtMs = 0;
+    int64_t updatedAtMs = 0;
+    int64_t deadlineMs = 0;
+    std::string caller;
+};
+
+// Status of one requested resource inside a session: WAITING until processed, then ADDED,
+// REMOVED or FAILED (with the reason).
+struct SessionResource {
+    int seq = 0;
+    ResourceKey key;
+    std::string status = "WAITING";
+    std::string error = "-";
+};
+
+struct NewSession {
+    std::string id;
+    SessionOperation operation = SessionOperation::AddResources;
+    std::string scope;
+    int64_t deadlineMs = 0;
+    std::string caller;
+    std::vector<ResourceKey> resources;
+};
+
+struct NodeRecord {
+    std::string id;
+    std::string name;
+    std::string endpoint;
+    std::string labels;  // "k=v,k=v"
+    int64_t lastHeartbeatMs = 0;
+    std::string liveness = "ALIVE";
+};
+
+struct NodeRegistration {
+    std::string id;
+    std::string name;
+    std::string endpoint;
+    std::string labels;
+    int cpus = 0;
+    int64_t memoryMB = 0;
+    int64_t diskFreeMB = 0;
+    int maxInstances = 0;
+};
+
+struct NodeStatus {
+    NodeRecord record;
+    double load = 0;
+    int runningInstances = 0;
+    int64_t diskFreeMB = 0;
+};
+
+struct SessionSummary {
+    std::string id;
+    std::string operation;
+    bool open = true;
+    std::optional<bool> succeeded;
+    int64_t updatedAtMs = 0;
+    int items = 0;
+};
+
+class ScopeStore {
+public:
+    ScopeStore(const std::filesystem::path& stateDir, common::Logger& logger);
+
+    // Sessions ------------------------------------------------------------------------------
+    // Commits the session and its items before returning (the caller then acknowledges).
+    void createSession(const NewSession& session);
+    std::optional<Session> session(const std::string& id);
+    std::vector<SessionResource> sessionResources(const std::string& id);
+    std::vector<std::string> openSessionIds();
+    std::vector<SessionSummary> recentSessions(int limit);
+    // Closes the session; true when it was open (so a close is applied exactly once).
+    bool closeSession(const std::string& id, bool succeeded, int64_t nowMs);
+    void touchSession(const std::string& id, int64_t nowMs);
+
+    // Applies one processed item atomically: the resource's moves (each checked for legality),
+    // the item's outcome and the session's LastUpdate. Throws IllegalTransition (nothing
+    // written) when a move is not legal.
+    struct ItemOutcome {
+        std::vector<ResourceState> moves;  // applied in order to the resource
+        std::string status;                // ADDED / REMOVED / FAILED
+        std::string error = "-";
+        std::string node;
+    };
+    void applyItem(const std::string& sessionId, int seq, const ResourceKey& key,
+                   const ItemOutcome& outcome, int64_t nowMs);
+    // Marks every still-WAITING item FAILED with `reason`; in-scope resources the session was
+    // changing become LOST. Used by the session timeout.
+    void failWaitingItems(const std::string& sessionId, const std::string& reason, int64_t nowMs);
+
+    // Scoped resources ----------------------------------------------------------------------
+    std::optional<ScopedResource> resource(const ResourceKey& key);
+    std::vector<ScopedResource> listResources(const std::optional<std::string>& type,
+                                              const std::optional<ResourceState>& state);
+    std::vector<ResourceKey> resourcesInScope();
+    int64_t resourceCount();
+
+    // Nodes -------------------------------------------------------------------------------
+    std::optional<NodeRecord> nodeByIdOrName(const std::string& idOrName);
+    std::vector<NodeRecord> nodes();
+    bool instanceReported(const std::string& instanceId);
+    // Records (or refreshes) a node; a different ID under the same name replaces the old entry
+    // (the node was reinstalled). Returns the ID it replaced, if any.
+    std::optional<std::string> registerNode(const NodeRegistration& node, int64_t nowMs);
+    // False when the node is unknown (it must register again).
+    bool heartbeat(const std::string& id, int64_t sequence, int runningInstances, double load,
+                   int64_t diskFreeMB, int64_t nowMs);
+    std::vector<NodeStatus> nodeStatuses();
+    // Marks ALIVE nodes whose last heartbeat is older than `deadlineMs` LOST; returns their IDs.
+    std::vector<std::string> markSilentNodesLost(int64_t deadlineMs);
+
+    common::Database& database() { return db_; }
+
+private:
+    common::Logger& logger_;
+    common::Database db_;
+};
+
+}  // namespace rm::service

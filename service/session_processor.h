@@ -1,0 +1,59 @@
+// Carries out sessions in the background, one item at a time, each item in its own transaction,
+// so a crash at any instant leaves every item either done or still WAITING: a restart simply
+// picks the open sessions up again (level-triggered, like a kubelet sync loop).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <string>
+
+#include "common/log.h"
+#include "service/report_service.h"
+#include "service/scope_store.h"
+
+namespace rm::service {
+
+struct SessionProcessorOptions {
+    std::chrono::milliseconds sessionTimeout{10 * 60 * 1000};
+    std::chrono::milliseconds timeoutCheckInterval{1000};
+};
+
+class SessionProcessor {
+public:
+    SessionProcessor(ScopeStore& store, ReportService& reports, common::Logger& logger,
+                     SessionProcessorOptions options);
+
+    // Queues a committed session for processing.
+    void submit(const std::string& sessionId);
+    // Runs until the token is triggered: resumes open sessions, then processes the queue and
+    // closes sessions past their deadline.
+    void run(std::stop_token stop);
+
+    std::chrono::milliseconds sessionTimeout() const { return options_.sessionTimeout; }
+    uint64_t processedItems() const { return processedItems_; }
+
+private:
+    void process(const std::string& sessionId);
+    ScopeStore::ItemOutcome decide(const Session& session, const SessionResource& item);
+    ScopeStore::ItemOutcome decideAdd(const ResourceKey& key);
+    ScopeStore::ItemOutcome decideRemove(const Session& session, const ResourceKey& key);
+    void closeIfComplete(const Session& session);
+    void expireOverdueSessions();
+
+    ScopeStore& store_;
+    ReportService& reports_;
+    common::Logger& logger_;
+    SessionProcessorOptions options_;
+
+    std::mutex mutex_;
+    std::condition_variable_any wake_;
+    std::deque<std::string> queue_;
+    std::set<std::string> queued_;
+    std::atomic<uint64_t> processedItems_{0};
+};
+
+}  // namespace rm::service

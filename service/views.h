@@ -1,0 +1,25 @@
+// What the RM serves over plain HTTP GET on its SOAP port (SPEC section 9).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/http.h"
+#include "service/report_service.h"
+#include "service/scope_store.h"
+
+namespace rm::service {
+
+struct ViewSources {
+    std::string scope;
+    ScopeStore& store;
+    ReportService& reports;
+    std::string wsdlText;                            // the contract, served at /wsdl
+    std::function<std::string()> serviceUrl;         // where this RM answers, for the WSDL
+    std::function<std::string()> engineJson;         // GET /engine
+    std::function<std::string()> extraMetrics;       // appended to /metrics
+};
+
+common::HttpRouter makeRouter(const ViewSources& sources);
+
+}  // namespace rm::service

@@ -1,0 +1,151 @@
+#include "daemon_process.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace rm::testing {
+
+std::filesystem::path binDir() { return RM_BIN_DIR; }
+std::filesystem::path sourceDir() { return RM_SOURCE_DIR; }
+
+TempDir::TempDir(const std::string& prefix) {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+DaemonProcess::DaemonProcess(const std::string& program, std::vector<std::string> args,
+                             std::filesystem::path logFile, std::chrono::milliseconds startTimeout)
+    : logFile_(std::move(logFile)) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    int err = ::open(logFile_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err, 2);
+    std::string path = (binDir() / program).string();
+    std::vector<char*> argv{path.data()};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    ::close(err);
+    if (rc != 0) {
+        ::close(out[0]);
+        throw std::runtime_error("cannot start " + path);
+    }
+    auto deadline = std::chrono::steady_clock::now() + startTimeout;
+    std::string line;
+    while (line.find('\n') == std::string::npos) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{out[0], POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[256];
+        ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n <= 0) break;
+        line.append(buf, static_cast<size_t>(n));
+    }
+    ::close(out[0]);  // later stdout writes go nowhere; the daemons write only the URL there
+    auto nl = line.find('\n');
+    if (nl == std::string::npos) {
+        kill9();
+        throw std::runtime_error(program + " did not print its URL; log:\n" + log());
+    }
+    url_ = line.substr(0, nl);
+}
+
+DaemonProcess::~DaemonProcess() {
+    if (pid_ > 0 && !exited_) {
+        ::kill(pid_, SIGKILL);
+        reap(true);
+    }
+}
+
+int DaemonProcess::reap(bool block) {
+    if (exited_) return status_;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+    if (r == pid_) {
+        exited_ = true;
+        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    return status_;
+}
+
+bool DaemonProcess::running() {
+    reap(false);
+    return !exited_;
+}
+
+void DaemonProcess::kill9() {
+    if (exited_) return;
+    ::kill(pid_, SIGKILL);
+    reap(true);
+}
+
+int DaemonProcess::terminate(std::chrono::milliseconds grace) {
+    if (exited_) return status_;
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!running()) return status_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill9();
+    throw std::runtime_error("daemon did not stop within the grace period after SIGTERM");
+}
+
+std::string DaemonProcess::log() const {
+    std::ifstream in(logFile_);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+HttpResult httpRequest(const std::string& url, const std::string& method, const std::string& path,
+                       const std::string& body, const std::string& contentType,
+                       const std::vector<std::pair<std::string, std::string>>& headers) {
+    Poco::URI uri(url);
+    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& [k, v] : headers) request.set(k, v);
+    if (!body.empty() || method == "POST") {
+        request.setContentLength(static_cast<std::streamsize>(body.size()));
+        if (!contentType.empty()) request.setContentType(contentType);
+    }
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    HttpResult result;
+    result.status = static_cast<int>(response.getStatus());
+    result.contentType = response.getContentType();
+    Poco::StreamCopier::copyToString(in, result.body);
+    return result;
+}
+
+}  // namespace rm::testing

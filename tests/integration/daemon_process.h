@@ -1,0 +1,66 @@
+// Starts a real daemon of ours as a child process on loopback (port 0) and reads the URL it
+// prints first. Integration tests talk to it with the real client.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace rm::testing {
+
+std::filesystem::path binDir();     // build/bin
+std::filesystem::path sourceDir();  // the repository
+
+class TempDir {
+public:
+    explicit TempDir(const std::string& prefix = "rm-test");
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+class DaemonProcess {
+public:
+    // `program` is a file name in binDir(); stderr goes to `logFile`.
+    DaemonProcess(const std::string& program, std::vector<std::string> args,
+                  std::filesystem::path logFile,
+                  std::chrono::milliseconds startTimeout = std::chrono::seconds(20));
+    ~DaemonProcess();
+    DaemonProcess(const DaemonProcess&) = delete;
+    DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+    const std::string& url() const { return url_; }
+    pid_t pid() const { return pid_; }
+    bool running();
+    void kill9();
+    // SIGTERM, then waits; returns the exit status (or -signal).
+    int terminate(std::chrono::milliseconds grace = std::chrono::seconds(15));
+    std::string log() const;
+
+private:
+    int reap(bool block);
+    pid_t pid_ = -1;
+    std::string url_;
+    std::filesystem::path logFile_;
+    bool exited_ = false;
+    int status_ = 0;
+};
+
+// A raw HTTP exchange (for hostile input and GET views): returns status code and body.
+struct HttpResult {
+    int status = 0;
+    std::string contentType;
+    std::string body;
+};
+HttpResult httpRequest(const std::string& url, const std::string& method, const std::string& path,
+                       const std::string& body = {}, const std::string& contentType = {},
+                       const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+}  // namespace rm::testing

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Drives a running resource-manager with zeep, a mainstream generic SOAP client.
+
+Usage: zeep_client.py URL
+
+Loads URL/wsdl exactly as served (default, strict zeep settings), calls every operation of the
+ResourceManager port type and checks the typed answers and faults. Prints one line per check,
+"ok <name>" or "FAIL <name>: why", and exits 1 when any check failed (2 when the WSDL could not
+be loaded at all).
+"""
+import sys
+import time
+import traceback
+
+import zeep
+import zeep.exceptions
+
+SCOPE = "/gcube/devsec"
+failures = []
+
+
+def check(name, condition, detail=""):
+    if condition:
+        print("ok " + name, flush=True)
+    else:
+        failures.append(name)
+        print("FAIL %s: %s" % (name, detail), flush=True)
+
+
+def expect_fault(name, fault_element, call):
+    """Runs call(); it must raise zeep.exceptions.Fault whose detail holds fault_element."""
+    try:
+        result = call()
+    except zeep.exceptions.Fault as fault:
+        detail = fault.detail
+        found = detail is not None and any(
+            zeep.xsd.utils.etree.QName(child).localname == fault_element for child in detail)
+        check(name, fault_element is None or found,
+              "Fault without %s detail: %s" % (fault_element, fault.message))
+        return fault
+    except Exception as e:  # a transport or parsing problem is not a typed fault
+        check(name, False, "raised %s instead of zeep Fault: %s" % (type(e).__name__, e))
+        return None
+    check(name, False, "no fault; returned %r" % (result,))
+    return None
+
+
+def wait_closed(service, report_id, timeout=10.0):
+    deadline = time.time() + timeout
+    while True:
+        report = service.GetReport(reportID=report_id)
+        if report.Status == "CLOSED" or time.time() > deadline:
+            return report
+        time.sleep(0.05)
+
+
+def resources_of(report):
+    if report.Resources is None or report.Resources.Resource is None:
+        return []
+    return list(report.Resources.Resource)
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: zeep_client.py URL", file=sys.stderr)
+        return 2
+    url = sys.argv[1].rstrip("/")
+    try:
+        client = zeep.Client(url + "/wsdl")
+        service = client.bind("ResourceManagerService", "ResourceManagerPort")
+    except Exception:
+        print("FAIL load_wsdl: zeep could not consume %s/wsdl" % url)
+        traceback.print_exc()
+        return 2
+    check("load_wsdl", True)
+    address = service._binding_options.get("address")
+    check("soap_address_is_this_rm", address in (url, url + "/"), "address %r" % address)
+
+    # AddResources with resources, then GetReport until CLOSED with typed fields.
+    wanted = [("GenericResource", "zeep-gr-1"), ("Collection", "zeep-col-1"),
+              ("RuntimeResource", "zeep-rr-1")]
+    rid = service.AddResources(
+        resources={"resource": [{"ID": i, "Type": t} for t, i in wanted]}, targetScope=SCOPE)
+    check("AddResources_returns_report_id", isinstance(rid, str) and len(rid) > 0, repr(rid))
+    report = wait_closed(service, rid)
+    check("GetReport_typed_ID", report.ID == rid, repr(report.ID))
+    check("GetReport_closed", report.Status == "CLOSED", repr(report.Status))
+    check("GetReport_success", report.SessionExitStatus == "SUCCESS", repr(report.SessionExitStatus))
+    check("GetReport_operation", report.Operation == "AddResources", repr(report.Operation))
+    check("GetReport_scope", report.TargetScope == SCOPE, repr(report.TargetScope))
+    got = sorted((r.Type, r.ID, r.Status, r.ErrorDescription) for r in resources_of(report))
+    check("GetReport_resources_added",
+          got == sorted((t, i, "ADDED", "-") for t, i in wanted), repr(got))
+
+    listed = service.ListResources()
+    rows = {(r.Type, r.ID): r.Status for r in (listed or [])}
+    check("ListResources_published",
+          all(rows.get(k) == "PUBLISHED" for k in wanted) and len(rows) == len(wanted), repr(rows))
+    only = service.ListResources(type="Collection")
+    check("ListResources_filter_type",
+          [(r.Type, r.ID) for r in (only or [])] == [("Collection", "zeep-col-1")], repr(only))
+
+    rid = service.RemoveResources(
+        resources={"resource": [{"ID": "zeep-gr-1", "Type": "GenericResource"}]}, targetScope=SCOPE)
+    report = wait_closed(service, rid)
+    check("RemoveResources_success",
+          report.Status == "CLOSED" and report.SessionExitStatus == "SUCCESS" and
+          [r.Status for r in resources_of(report)] == ["REMOVED"], repr(report))
+    rows = {(r.Type, r.ID) for r in (service.ListResources() or [])}
+    check("RemoveResources_gone", ("GenericResource", "zeep-gr-1") not in rows, repr(rows))
+
+    rid = service.DisposeScope(targetScope=SCOPE)
+    report = wait_closed(service, rid)
+    check("DisposeScope_success",
+          report.Operation == "DisposeScope" and report.SessionExitStatus == "SUCCESS" and
+          sorted(r.ID for r in resources_of(report)) == ["zeep-col-1", "zeep-rr-1"], repr(report))
+    check("DisposeScope_empties_scope", not service.ListResources(), "")
+
+    # Node operations, as an agent would call them.
+    answer = service.RegisterNode(
+        ID="zeep-node-0001", name="zeep-node", endpoint="http://127.0.0.1:9/",
+        label=[{"key": "zone", "value": "test"}],
+        capacity={"cpus": 2, "memoryMB": 2048, "diskFreeMB": 1000, "maxInstances": 4})
+    check("RegisterNode_ack", answer.ack is True and isinstance(answer.heartbeatIntervalMs, int)
+          and answer.heartbeatIntervalMs > 0, repr(answer))
+    answer = service.Heartbeat(
+        ID="zeep-node-0001", sequence=1,
+        summary={"deployedPackages": 0, "runningInstances": 1, "diskFreeMB": 900, "load": 0.25})
+    check("Heartbeat_ack", answer.ack is True and answer.registered is True, repr(answer))
+    answer = service.Heartbeat(
+        ID="zeep-unknown-node", sequence=1,
+        summary={"deployedPackages": 0, "runningInstances": 0, "diskFreeMB": 0, "load": 0.0})
+    check("Heartbeat_unknown_node_not_registered", answer.registered is False, repr(answer))
+    nodes = service.ListNodes() or []
+    mine = [n for n in nodes if n.ID == "zeep-node-0001"]
+    check("ListNodes_shows_node",
+          len(mine) == 1 and mine[0].name == "zeep-node" and mine[0].liveness == "ALIVE" and
+          mine[0].endpoint == "http://127.0.0.1:9/" and isinstance(mine[0].load, float) and
+          mine[0].runningInstances == 1 and
+          [(l.key, l.value) for l in (mine[0].label or [])] == [("zone", "test")], repr(nodes))
+
+    fault = expect_fault("SendReport_unknown_callback_is_fault", None, lambda: service.SendReport(
+        callbackID="no-such-callback", ID="zeep-node-0001", sequence=1,
+        report={"Status": "CLOSED", "Packages": {"Package": []}}))
+    if fault is not None:
+        check("SendReport_fault_names_callback", "no-such-callback" in (fault.message or ""),
+              repr(fault.message))
+        print("SendReport answered Fault: " + (fault.message or ""), flush=True)
+
+    # Typed faults.
+    fault = expect_fault("wrong_scope_InvalidScopeFault", "InvalidScopeFault",
+                         lambda: service.AddResources(
+                             resources={"resource": [{"ID": "x", "Type": "GenericResource"}]},
+                             targetScope="/other/scope"))
+    expect_fault("DisposeScope_wrong_scope_InvalidScopeFault", "InvalidScopeFault",
+                 lambda: service.DisposeScope(targetScope="/other/scope"))
+    expect_fault("unknown_type_InvalidRequestFault", "InvalidRequestFault",
+                 lambda: service.AddResources(
+                     resources={"resource": [{"ID": "x", "Type": "NoSuchType"}]}, targetScope=SCOPE))
+    expect_fault("unknown_report_NoSuchReportFault", "NoSuchReportFault",
+                 lambda: service.GetReport(reportID="00000000-0000-0000-0000-000000000000"))
+    check("no_state_change_after_faults", not service.ListResources(), "")
+
+    print("%d failure(s)" % len(failures), flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
