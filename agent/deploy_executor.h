@@ -75,6 +75,7 @@ class DeployExecutor {
     // `handlers` maps slot to the handler of that node; "" is the fallback for every slot.
     DeployExecutor(AgentStore& store, std::map<std::string, std::shared_ptr<PackageHandler>> handlers,
                    common::Logger& logger, ExecutorOptions options = {});
+    ~DeployExecutor();
 
     // Dispatches operations until `stop`; then interrupts the running ones and waits for them.
     void run(std::stop_token stop);

@@ -5,8 +5,8 @@
 
 namespace rm::service {
 
-ReportService::ReportService(ScopeStore& store, size_t cacheEntries)
-    : store_(store), capacity_(cacheEntries) {}
+ReportService::ReportService(ScopeStore& store, Deployments& deployments, size_t cacheEntries)
+    : store_(store), deployments_(deployments), capacity_(cacheEntries) {}
 
 std::optional<reports::ResourceReport> ReportService::report(const std::string& id) {
     auto session = store_.session(id);
@@ -19,6 +19,22 @@ std::optional<reports::ResourceReport> ReportService::report(const std::string& 
     r.lastUpdate = common::isoTimestamp(common::fromUnixMillis(session->updatedAtMs));
     r.targetScope = session->scope;
     r.activityKind = reports::activityKindFor(r.operation);
+    for (const auto& svc : store_.sessionServices(id)) {
+        reports::ServiceEntry entry;
+        entry.serviceClass = svc.plan.serviceClass;
+        entry.serviceName = svc.plan.serviceName;
+        entry.serviceVersion = svc.plan.serviceVersion;
+        entry.resolutionStatus = svc.plan.resolved ? "SUCCESS" : "FAILED";
+        entry.deployedOn = svc.deployedOn.empty() ? std::string(reports::kNotDeployed) : svc.deployedOn;
+        entry.errorDescription = svc.error == "-" ? std::string() : svc.error;
+        auto toDependency = [](const ServiceDependency& d) {
+            return reports::Dependency{d.serviceClass, d.serviceName, d.serviceVersion, d.packageName, d.packageVersion};
+        };
+        for (const auto& d : svc.plan.resolvedDependencies) entry.resolved.push_back(toDependency(d));
+        for (const auto& d : svc.plan.missingDependencies) entry.missing.push_back(toDependency(d));
+        r.services.push_back(std::move(entry));
+    }
+    r.ghns = deployments_.activity(id);
     for (const auto& item : store_.sessionResources(id)) {
         r.resources.push_back({item.key.id, item.key.type, item.status,
                                item.error == "-" ? std::string() : item.error});

@@ -12,13 +12,14 @@
 #include <unordered_map>
 
 #include "reports/resource_report.h"
+#include "service/deployments.h"
 #include "service/scope_store.h"
 
 namespace rm::service {
 
 class ReportService {
 public:
-    explicit ReportService(ScopeStore& store, size_t cacheEntries = 2048);
+    ReportService(ScopeStore& store, Deployments& deployments, size_t cacheEntries = 2048);
 
     // nullopt when no session has this ID.
     std::optional<reports::ResourceReport> report(const std::string& id);
@@ -29,6 +30,7 @@ public:
 
 private:
     ScopeStore& store_;
+    Deployments& deployments_;
     size_t capacity_;
     std::mutex mutex_;
     std::list<std::string> lru_;  // most recent first

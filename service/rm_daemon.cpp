@@ -6,10 +6,13 @@
 #include "common/daemon.h"
 #include "common/time_util.h"
 #include "common/value_worker.h"
+#include "deployer/repository.h"
 #include "service/access_policy.h"
+#include "service/deployments.h"
 #include "service/report_service.h"
 #include "service/request_validation.h"
 #include "service/rm_endpoint.h"
+#include "service/software_planner.h"
 #include "service/scope_store.h"
 #include "service/session_processor.h"
 #include "service/views.h"
@@ -85,10 +88,35 @@ namespace {
 
 // Everything the RM keeps durable, opened together.
 struct RmState {
-    RmState(const std::filesystem::path& dir, common::Logger& logger) : store(dir, logger), reports(store) {}
+    RmState(const std::filesystem::path& dir, common::Logger& logger)
+        : store(dir, logger), deployments(store, logger), reports(store, deployments) {}
     ScopeStore store;
+    Deployments deployments;
     ReportService reports;
 };
+
+    // The server refers to the state, processor and policy: the worker keeps them alive.
+    struct Api {
+        std::shared_ptr<RmState> state;
+        std::shared_ptr<SessionProcessor> processor;
+        std::shared_ptr<AccessPolicy> access;
+        std::shared_ptr<deployer::Repository> repository;
+        std::shared_ptr<std::string> url;
+        std::unique_ptr<common::SoapServer> server;
+        ~Api() { server.reset(); }
+    };
+
+void logRescan(common::Logger& logger, deployer::Repository& repository, const deployer::RescanResult& changes) {
+    if (changes.added.empty() && changes.replaced.empty() && changes.removed.empty()) return;
+    Log(logger, LogLevel::info, "repository_indexed")
+        .kv("packages", repository.snapshot()->size())
+        .kv("added", changes.added.size())
+        .kv("replaced", changes.replaced.size())
+        .kv("removed", changes.removed.size());
+    for (const auto& problem : repository.problems()) {
+        Log(logger, LogLevel::warn, "repository_problem").kv("file", problem.file).kv("reason", problem.reason);
+    }
+}
 
 std::string readFile(const std::filesystem::path& file) {
     std::ifstream in(file);
@@ -143,12 +171,33 @@ void ResourceManagerDaemon::installManifolds() {
         engine::ValueWorker<RmState>::output,
     });
 
+    engine_.install("repository", {
+        {},
+        [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
+            auto repository = std::make_shared<deployer::Repository>(config_.repositoryDir);
+            logRescan(logger_, *repository, repository->rescan());
+            // Level-triggered: look again every couple of seconds; unchanged files are not re-hashed.
+            return std::make_unique<engine::ServiceWorker<deployer::Repository>>(
+                repository, [this](deployer::Repository& r, std::stop_token stop) {
+                    std::mutex m;
+                    std::condition_variable_any cv;
+                    while (!stop.stop_requested()) {
+                        std::unique_lock lock(m);
+                        if (cv.wait_for(lock, stop, std::chrono::seconds(2), [] { return false; })) break;
+                        lock.unlock();
+                        if (!stop.stop_requested()) logRescan(logger_, r, r.rescan());
+                    }
+                });
+        },
+        engine::ServiceWorker<deployer::Repository>::output,
+    });
+
     engine_.install("sessions", {
         {"state"},
         [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
             auto state = ctx.get<std::shared_ptr<RmState>>("state");
             auto processor = std::make_shared<SessionProcessor>(
-                state->store, state->reports, logger_,
+                state->store, state->deployments, state->reports, logger_,
                 SessionProcessorOptions{config_.sessionTimeout, std::chrono::milliseconds(1000)});
             // The processor refers to the state; keep it alive as long as the thread runs.
             return std::make_unique<engine::ServiceWorker<SessionProcessor>>(
@@ -158,16 +207,21 @@ void ResourceManagerDaemon::installManifolds() {
     });
 
     engine_.install("presence", {
-        {"state"},
+        {"state", "sessions"},
         [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
             auto state = ctx.get<std::shared_ptr<RmState>>("state");
+            auto processor = ctx.get<std::shared_ptr<SessionProcessor>>("sessions");
             auto lostAfter = config_.nodeLostAfter;
-            return std::make_unique<engine::ThreadWorker>([this, state, lostAfter](std::stop_token stop) {
+            return std::make_unique<engine::ThreadWorker>([this, state, processor, lostAfter](std::stop_token stop) {
                 std::mutex m;
                 std::condition_variable_any cv;
                 while (!stop.stop_requested()) {
                     for (const auto& id : state->store.markSilentNodesLost(common::nowMillis() - lostAfter.count())) {
                         Log(logger_, LogLevel::warn, "node_lost").kv("node", id).kv("silent_ms", lostAfter.count());
+                        for (const auto& session : state->deployments.nodeLost(id)) {
+                            state->reports.invalidate(session);
+                            processor->submit(session);
+                        }
                     }
                     std::unique_lock lock(m);
                     cv.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });
@@ -178,30 +232,27 @@ void ResourceManagerDaemon::installManifolds() {
     });
 
     engine_.install("api", {
-        {"state", "sessions"},
+        {"state", "sessions", "repository"},
         [this, access, wsdl](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
             auto state = ctx.get<std::shared_ptr<RmState>>("state");
             auto processor = ctx.get<std::shared_ptr<SessionProcessor>>("sessions");
+            auto repository = ctx.get<std::shared_ptr<deployer::Repository>>("repository");
+            auto snapshot = [repository] { return repository->snapshot(); };
             auto context = std::shared_ptr<ResourceManagerContext>(new ResourceManagerContext{
-                config_.scope, state->store, *processor, state->reports, *access, logger_,
-                config_.heartbeatInterval, 10000});
+                config_.scope, state->store, state->deployments, *processor, state->reports, *access, logger_,
+                snapshot, config_.heartbeatInterval, 10000});
             common::ServerOptions options = config_.server;
             if (boundPort_ != 0) options.port = boundPort_;
             auto url = std::make_shared<std::string>();
             ViewSources sources{config_.scope, state->store, state->reports, wsdl,
-                                [url] { return *url; }, [this] { return engine_.reportJson(); }, {}};
-            // The server refers to the state, processor and policy: the worker keeps them alive.
-            struct Api {
-                std::shared_ptr<RmState> state;
-                std::shared_ptr<SessionProcessor> processor;
-                std::shared_ptr<AccessPolicy> access;
-                std::unique_ptr<common::SoapServer> server;
-                ~Api() { server.reset(); }
-            };
+                                [url] { return *url; }, [this] { return engine_.reportJson(); }, {},
+                                snapshot, config_.repositoryDir};
             auto api = std::make_shared<Api>();
             api->state = state;
             api->processor = processor;
             api->access = access;
+            api->repository = repository;
+            api->url = url;
             api->server = std::make_unique<common::SoapServer>(
                 options,
                 std::make_unique<common::GeneratedEndpoint<ResourceManagerEndpoint>>(
@@ -215,6 +266,20 @@ void ResourceManagerDaemon::installManifolds() {
                 announced_ = true;
             }
             return std::make_unique<engine::ValueWorker<Api>>(api);
+        },
+        [](engine::Worker& w) -> std::any {
+            return dynamic_cast<engine::ValueWorker<Api>&>(w).value()->url;
+        },
+    });
+
+    engine_.install("dispatcher", {
+        {"state", "api"},
+        [](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+            auto state = ctx.get<std::shared_ptr<RmState>>("state");
+            auto url = ctx.get<std::shared_ptr<std::string>>("api");
+            return std::make_unique<engine::ThreadWorker>([state, url](std::stop_token stop) {
+                state->deployments.runDispatcher(stop, [url] { return *url; });
+            });
         },
         {},
     });

@@ -6,6 +6,7 @@
 
 #include "common/time_util.h"
 #include "service/request_validation.h"
+#include "service/software_planner.h"
 
 namespace rm::service {
 
@@ -66,12 +67,35 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
             resources.push_back({item->Type, item->ID});
         }
     }
-    if (request->software && !request->software->software.empty()) {
-        return fault(Fault::InvalidRequest,
-                     "software deployment is not enabled on this Resource Manager yet; send plain "
-                     "resources only");
+    std::vector<PackageItemRequest> software;
+    if (request->software) {
+        const auto& suggested = request->software->suggestedTargetGHNNames;
+        for (const auto& name : suggested) {
+            if (!isValidIdentifier(name)) return fault(Fault::InvalidRequest, "suggestedTargetGHNNames holds an invalid node name");
+        }
+        size_t index = 0;
+        for (const auto* item : request->software->software) {
+            if (!item) return fault(Fault::InvalidRequest, "empty software element");
+            PackageItemRequest p{item->ServiceClass, item->ServiceName, {}, {}, {}, {}};
+            auto copy = [](const std::string* v) { return v ? std::optional<std::string>(*v) : std::nullopt; };
+            p.serviceVersion = copy(item->ServiceVersion);
+            p.packageName = copy(item->PackageName);
+            p.packageVersion = copy(item->PackageVersion);
+            p.targetNode = copy(item->TargetGHNName);
+            // Without an explicit target, suggested nodes are used round-robin.
+            if (!p.targetNode && !suggested.empty()) p.targetNode = suggested[index % suggested.size()];
+            if (auto problem = validatePackageItem(p)) return fault(Fault::InvalidRequest, *problem);
+            software.push_back(std::move(p));
+            ++index;
+        }
+        if (software.size() > ctx.maxItemsPerRequest) return fault(Fault::InvalidRequest, "too many services in one request");
+        if (!software.empty() && operation != SessionOperation::AddResources) {
+            return fault(Fault::InvalidRequest,
+                         "removing software by service is not supported; remove its RunningInstance resources "
+                         "or dispose of the scope");
+        }
     }
-    if (resources.empty()) {
+    if (resources.empty() && software.empty()) {
         return fault(Fault::InvalidRequest,
                      "nothing to do: the request lists no resources and no software");
     }
@@ -85,6 +109,10 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
     session.deadlineMs = common::nowMillis() + ctx.processor.sessionTimeout().count();
     session.caller = caller();
     session.resources = std::move(resources);
+    if (!software.empty()) {
+        auto index = ctx.repository();
+        for (const auto& item : software) session.services.push_back(planService(*index, item));
+    }
     try {
         ctx.store.createSession(session);
     } catch (const std::exception& e) {
@@ -97,6 +125,7 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
         .kv("session", session.id)
         .kv("operation", toString(operation))
         .kv("resources", session.resources.size())
+        .kv("services", session.services.size())
         .kv("caller", session.caller);
     reportId = session.id;
     return SOAP_OK;
@@ -230,11 +259,39 @@ int ResourceManagerEndpoint::Heartbeat(_rm__Heartbeat* request, _rm__HeartbeatRe
     return SOAP_OK;
 }
 
-int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendReportResponse&) {
-    // No deployment has been sent to any node by this Resource Manager, so no callbackID can be
-    // one of ours: say so rather than acknowledge a report nobody will read.
-    std::string id = request ? request->callbackID.substr(0, 100) : std::string();
-    return fault(Fault::Generic, "no deployment with callbackID '" + id + "' is known here");
+int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendReportResponse& response) {
+    auto& ctx = *context_;
+    if (!request || !isValidIdentifier(request->callbackID) || !isValidIdentifier(request->ID) || !request->report ||
+        (request->report->Status != "OPEN" && request->report->Status != "CLOSED")) {
+        return fault(Fault::Generic, "SendReport needs a callbackID, a node ID and a report with Status OPEN or CLOSED");
+    }
+    std::vector<NodePackageReport> packages;
+    if (request->report->Packages) {
+        for (const auto* p : request->report->Packages->Package) {
+            if (!p) continue;
+            packages.push_back({p->ServiceClass, p->ServiceName, p->ServiceVersion, p->PackageName, p->PackageVersion,
+                                p->Status, p->Message});
+        }
+    }
+    std::string sessionId;
+    auto outcome = ctx.deployments.applyReport(request->callbackID, request->ID, request->sequence,
+                                               request->report->Status, packages, sessionId);
+    if (outcome == Deployments::ReportOutcome::Unknown) {
+        return fault(Fault::Generic, "no deployment with callbackID '" + request->callbackID.substr(0, 100) +
+                                         "' is known here for node " + request->ID.substr(0, 100));
+    }
+    if (outcome == Deployments::ReportOutcome::Applied) {
+        ctx.reports.invalidate(sessionId);
+        ctx.processor.submit(sessionId);
+        Log(ctx.logger, LogLevel::info, "node_report_received")
+            .kv("session", sessionId)
+            .kv("callback", request->callbackID)
+            .kv("node", request->ID)
+            .kv("sequence", request->sequence)
+            .kv("status", request->report->Status);
+    }
+    response.ack = true;
+    return SOAP_OK;
 }
 
 int ResourceManagerEndpoint::ListNodes(_rm__ListNodes*, _rm__ListNodesResponse& response) {

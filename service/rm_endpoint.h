@@ -2,11 +2,14 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/log.h"
+#include "deployer/repository_index.h"
 #include "service/access_policy.h"
+#include "service/deployments.h"
 #include "service/report_service.h"
 #include "service/scope_store.h"
 #include "service/session_processor.h"
@@ -17,10 +20,12 @@ namespace rm::service {
 struct ResourceManagerContext {
     std::string scope;
     ScopeStore& store;
+    Deployments& deployments;
     SessionProcessor& processor;
     ReportService& reports;
     const AccessPolicy& access;
     common::Logger& logger;
+    std::function<std::shared_ptr<const deployer::RepositoryIndex>()> repository;
     std::chrono::milliseconds heartbeatInterval{2000};
     size_t maxItemsPerRequest = 10000;
 };

@@ -70,6 +70,64 @@ CREATE TABLE nodes (
     running_instances INTEGER NOT NULL DEFAULT 0,
     load REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE session_services (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    service_class TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    service_version TEXT NOT NULL,
+    target_node TEXT NOT NULL DEFAULT '',
+    resolution TEXT NOT NULL,
+    deployed_on TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'WAITING',
+    error TEXT NOT NULL DEFAULT '-',
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE session_dependencies (
+    session_id TEXT NOT NULL,
+    service_seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    service_class TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    service_version TEXT NOT NULL,
+    package_name TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    sha256 TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    depends_on TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (session_id, service_seq, kind, seq)
+);
+CREATE TABLE deployments (
+    callback_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    service_seq INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    node_host TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    call_state TEXT NOT NULL DEFAULT 'PENDING',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    report_status TEXT NOT NULL DEFAULT '',
+    report_seq INTEGER NOT NULL DEFAULT -1,
+    report_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX deployments_by_session ON deployments(session_id);
+CREATE INDEX deployments_by_call ON deployments(call_state, next_attempt_at);
+CREATE TABLE deployment_packages (
+    callback_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    service_class TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    service_version TEXT NOT NULL,
+    package_name TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (callback_id, seq)
+);
 CREATE TABLE instances (
     id TEXT PRIMARY KEY,
     node_id TEXT NOT NULL,
@@ -140,6 +198,49 @@ void ScopeStore::createSession(const NewSession& s) {
             .bind(6, now)
             .bind(7, s.deadlineMs)
             .run();
+        int serviceSeq = 0;
+        for (const auto& svc : s.services) {
+            db.prepare(
+                  "INSERT INTO session_services(session_id, seq, service_class, service_name, "
+                  "service_version, target_node, resolution, status, error) VALUES (?, ?, ?, ?, ?, ?, "
+                  "?, ?, ?)")
+                .bind(1, s.id)
+                .bind(2, serviceSeq)
+                .bind(3, svc.serviceClass)
+                .bind(4, svc.serviceName)
+                .bind(5, svc.serviceVersion)
+                .bind(6, svc.targetNode)
+                .bind(7, svc.resolved ? "SUCCESS" : "FAILED")
+                .bind(8, svc.resolved ? "WAITING" : "FAILED")
+                .bind(9, svc.error)
+                .run();
+            auto addDeps = [&](const std::vector<ServiceDependency>& deps, const char* kind) {
+                int depSeq = 0;
+                for (const auto& d : deps) {
+                    db.prepare(
+                          "INSERT INTO session_dependencies(session_id, service_seq, kind, seq, "
+                          "service_class, service_name, service_version, package_name, "
+                          "package_version, sha256, path, depends_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                          "?, ?, ?)")
+                        .bind(1, s.id)
+                        .bind(2, serviceSeq)
+                        .bind(3, kind)
+                        .bind(4, depSeq++)
+                        .bind(5, d.serviceClass)
+                        .bind(6, d.serviceName)
+                        .bind(7, d.serviceVersion)
+                        .bind(8, d.packageName)
+                        .bind(9, d.packageVersion)
+                        .bind(10, d.sha256)
+                        .bind(11, d.path)
+                        .bind(12, d.dependsOn)
+                        .run();
+                }
+            };
+            addDeps(svc.resolvedDependencies, "resolved");
+            addDeps(svc.missingDependencies, "missing");
+            ++serviceSeq;
+        }
         int seq = 0;
         for (const auto& key : s.resources) {
             db.prepare("INSERT INTO session_resources(session_id, seq, type, id) VALUES (?, ?, ?, ?)")
@@ -189,6 +290,64 @@ std::vector<SessionResource> ScopeStore::sessionResources(const std::string& id)
     return out;
 }
 
+std::vector<SessionService> ScopeStore::sessionServices(const std::string& id) {
+    std::vector<SessionService> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT seq, service_class, service_name, service_version, target_node, resolution, "
+            "deployed_on, status, error FROM session_services WHERE session_id = ? ORDER BY seq");
+        q.bind(1, id);
+        while (q.step()) {
+            SessionService s;
+            s.seq = static_cast<int>(q.integer(0));
+            s.plan.serviceClass = q.text(1);
+            s.plan.serviceName = q.text(2);
+            s.plan.serviceVersion = q.text(3);
+            s.plan.targetNode = q.text(4);
+            s.plan.resolved = q.text(5) == "SUCCESS";
+            s.deployedOn = q.text(6);
+            s.status = q.text(7);
+            s.error = q.text(8);
+            s.plan.error = s.error;
+            out.push_back(std::move(s));
+        }
+        auto& d = db.prepare(
+            "SELECT service_seq, kind, service_class, service_name, service_version, package_name, "
+            "package_version, sha256, path, depends_on FROM session_dependencies WHERE session_id = ? "
+            "ORDER BY service_seq, kind, seq");
+        d.bind(1, id);
+        while (d.step()) {
+            auto index = static_cast<size_t>(d.integer(0));
+            if (index >= out.size()) continue;
+            ServiceDependency dep{d.text(2), d.text(3), d.text(4), d.text(5), d.text(6),
+                                  d.text(7), d.text(8), d.text(9)};
+            (d.text(1) == "resolved" ? out[index].plan.resolvedDependencies
+                                     : out[index].plan.missingDependencies)
+                .push_back(std::move(dep));
+        }
+    });
+    return out;
+}
+
+void ScopeStore::updateService(const std::string& sessionId, int seq, const std::string& status,
+                               const std::string& deployedOn, const std::string& error, int64_t nowMs) {
+    db_.transaction([&](common::Database::Lock& db) {
+        db.prepare(
+              "UPDATE session_services SET status = ?, deployed_on = ?, error = ? WHERE session_id = ? "
+              "AND seq = ? AND status IN ('WAITING', 'DEPLOYING')")
+            .bind(1, status)
+            .bind(2, deployedOn)
+            .bind(3, error)
+            .bind(4, sessionId)
+            .bind(5, seq)
+            .run();
+        db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?")
+            .bind(1, nowMs)
+            .bind(2, sessionId)
+            .run();
+    });
+}
+
 std::vector<std::string> ScopeStore::openSessionIds() {
     std::vector<std::string> out;
     db_.read([&](common::Database::Lock& db) {
@@ -203,7 +362,8 @@ std::vector<SessionSummary> ScopeStore::recentSessions(int limit) {
     db_.read([&](common::Database::Lock& db) {
         auto& q = db.prepare(
             "SELECT s.id, s.operation, s.status, s.exit_status, s.updated_at, "
-            "(SELECT COUNT(*) FROM session_resources r WHERE r.session_id = s.id) "
+            "(SELECT COUNT(*) FROM session_resources r WHERE r.session_id = s.id) + "
+            "(SELECT COUNT(*) FROM session_services v WHERE v.session_id = s.id) "
             "FROM sessions s ORDER BY s.updated_at DESC, s.id LIMIT ?");
         q.bind(1, limit);
         while (q.step()) {
@@ -244,76 +404,87 @@ void ScopeStore::touchSession(const std::string& id, int64_t nowMs) {
     });
 }
 
+void ScopeStore::applyMoves(common::Database::Lock& db, const ResourceKey& key, const ItemOutcome& outcome,
+                            const std::string& sessionId, int64_t nowMs) {
+        std::optional<ResourceState> current;
+        int64_t incarnation = 1;
+        {
+            auto& q = db.prepare("SELECT state, incarnation FROM resources WHERE type = ? AND id = ?");
+            q.bind(1, key.type).bind(2, key.id);
+            if (q.step()) {
+                current = readState(q.text(0));
+                incarnation = q.integer(1);
+            }
+        }
+        // A resource that left the scope (or never joined) starts a new life as CREATED.
+        ResourceState state = ResourceState::Created;
+        bool reincarnate = false;
+        if (current && *current != ResourceState::Unpublished && *current != ResourceState::Lost) {
+            state = *current;
+        } else if (current) {
+            reincarnate = true;
+            ++incarnation;
+        }
+        for (ResourceState to : outcome.moves) {
+            checkTransition(state, to);  // throws: the transaction rolls back
+            db.prepare(
+                  "INSERT INTO resource_events(type, id, from_state, to_state, session_id, at) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(1, key.type)
+                .bind(2, key.id)
+                .bind(3, stateName(state))
+                .bind(4, stateName(to))
+                .bind(5, sessionId)
+                .bind(6, nowMs)
+                .run();
+            state = to;
+        }
+        if (!current || reincarnate) {
+            db.prepare(
+                  "INSERT INTO resources(type, id, state, node, incarnation, session_id, error, "
+                  "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT(type, id) DO UPDATE SET state = excluded.state, node = "
+                  "excluded.node, incarnation = excluded.incarnation, session_id = "
+                  "excluded.session_id, error = excluded.error, created_at = "
+                  "excluded.created_at, updated_at = excluded.updated_at")
+                .bind(1, key.type)
+                .bind(2, key.id)
+                .bind(3, stateName(state))
+                .bind(4, outcome.node)
+                .bind(5, incarnation)
+                .bind(6, sessionId)
+                .bind(7, outcome.error == "-" ? std::string() : outcome.error)
+                .bind(8, nowMs)
+                .bind(9, nowMs)
+                .run();
+        } else {
+            db.prepare(
+                  "UPDATE resources SET state = ?, node = CASE WHEN ? = '' THEN node ELSE ? END, "
+                  "session_id = ?, error = ?, updated_at = ? WHERE type = ? AND id = ?")
+                .bind(1, stateName(state))
+                .bind(2, outcome.node)
+                .bind(3, outcome.node)
+                .bind(4, sessionId)
+                .bind(5, outcome.error == "-" ? std::string() : outcome.error)
+                .bind(6, nowMs)
+                .bind(7, key.type)
+                .bind(8, key.id)
+                .run();
+        }
+    }
+
+void ScopeStore::addResourceDirectly(const ResourceKey& key, const std::string& node, const std::string& sessionId,
+                                     int64_t nowMs) {
+    using S = ResourceState;
+    db_.transaction([&](common::Database::Lock& db) {
+        applyMoves(db, key, {{S::AddRequested, S::Added, S::Published}, "ADDED", "-", node}, sessionId, nowMs);
+    });
+}
+
 void ScopeStore::applyItem(const std::string& sessionId, int seq, const ResourceKey& key,
                            const ItemOutcome& outcome, int64_t nowMs) {
     db_.transaction([&](common::Database::Lock& db) {
-        if (!outcome.moves.empty()) {
-            std::optional<ResourceState> current;
-            int64_t incarnation = 1;
-            {
-                auto& q = db.prepare("SELECT state, incarnation FROM resources WHERE type = ? AND id = ?");
-                q.bind(1, key.type).bind(2, key.id);
-                if (q.step()) {
-                    current = readState(q.text(0));
-                    incarnation = q.integer(1);
-                }
-            }
-            // A resource that left the scope (or never joined) starts a new life as CREATED.
-            ResourceState state = ResourceState::Created;
-            bool reincarnate = false;
-            if (current && *current != ResourceState::Unpublished && *current != ResourceState::Lost) {
-                state = *current;
-            } else if (current) {
-                reincarnate = true;
-                ++incarnation;
-            }
-            for (ResourceState to : outcome.moves) {
-                checkTransition(state, to);  // throws: the transaction rolls back
-                db.prepare(
-                      "INSERT INTO resource_events(type, id, from_state, to_state, session_id, at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(1, key.type)
-                    .bind(2, key.id)
-                    .bind(3, stateName(state))
-                    .bind(4, stateName(to))
-                    .bind(5, sessionId)
-                    .bind(6, nowMs)
-                    .run();
-                state = to;
-            }
-            if (!current || reincarnate) {
-                db.prepare(
-                      "INSERT INTO resources(type, id, state, node, incarnation, session_id, error, "
-                      "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                      "ON CONFLICT(type, id) DO UPDATE SET state = excluded.state, node = "
-                      "excluded.node, incarnation = excluded.incarnation, session_id = "
-                      "excluded.session_id, error = excluded.error, created_at = "
-                      "excluded.created_at, updated_at = excluded.updated_at")
-                    .bind(1, key.type)
-                    .bind(2, key.id)
-                    .bind(3, stateName(state))
-                    .bind(4, outcome.node)
-                    .bind(5, incarnation)
-                    .bind(6, sessionId)
-                    .bind(7, outcome.error == "-" ? std::string() : outcome.error)
-                    .bind(8, nowMs)
-                    .bind(9, nowMs)
-                    .run();
-            } else {
-                db.prepare(
-                      "UPDATE resources SET state = ?, node = CASE WHEN ? = '' THEN node ELSE ? END, "
-                      "session_id = ?, error = ?, updated_at = ? WHERE type = ? AND id = ?")
-                    .bind(1, stateName(state))
-                    .bind(2, outcome.node)
-                    .bind(3, outcome.node)
-                    .bind(4, sessionId)
-                    .bind(5, outcome.error == "-" ? std::string() : outcome.error)
-                    .bind(6, nowMs)
-                    .bind(7, key.type)
-                    .bind(8, key.id)
-                    .run();
-            }
-        }
+        if (!outcome.moves.empty()) applyMoves(db, key, outcome, sessionId, nowMs);
         db.prepare(
               "UPDATE session_resources SET status = ?, error = ? WHERE session_id = ? AND seq = ? "
               "AND status = 'WAITING'")
@@ -368,6 +539,12 @@ void ScopeStore::failWaitingItems(const std::string& sessionId, const std::strin
         db.prepare(
               "UPDATE session_resources SET status = 'FAILED', error = ? WHERE session_id = ? AND "
               "status = 'WAITING'")
+            .bind(1, reason)
+            .bind(2, sessionId)
+            .run();
+        db.prepare(
+              "UPDATE session_services SET status = 'FAILED', error = ? WHERE session_id = ? AND "
+              "status IN ('WAITING', 'DEPLOYING')")
             .bind(1, reason)
             .bind(2, sessionId)
             .run();

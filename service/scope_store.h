@@ -56,6 +56,40 @@ struct SessionResource {
     std::string error = "-";
 };
 
+// One dependency row of a service in a session: resolved (with where to fetch it) or missing.
+struct ServiceDependency {
+    std::string serviceClass;
+    std::string serviceName;
+    std::string serviceVersion;
+    std::string packageName;
+    std::string packageVersion;
+    std::string sha256;     // resolved only
+    std::string path;       // resolved only: relative path in the repository
+    std::string dependsOn;  // resolved only: comma-separated package names it needs
+};
+
+// A requested service as planned at request time (resolution is part of accepting it).
+struct NewService {
+    std::string serviceClass;
+    std::string serviceName;
+    std::string serviceVersion;  // the resolved version (or the requested text when unresolved)
+    std::string targetNode;      // explicit TargetGHNName, if any
+    bool resolved = false;
+    std::string error = "-";
+    std::vector<ServiceDependency> resolvedDependencies;  // install order
+    std::vector<ServiceDependency> missingDependencies;
+};
+
+// Status of a service inside a session: WAITING (not scheduled), DEPLOYING (sent to a node),
+// DONE, FAILED.
+struct SessionService {
+    int seq = 0;
+    NewService plan;
+    std::string deployedOn;  // node ID, empty when none chosen
+    std::string status = "WAITING";
+    std::string error = "-";
+};
+
 struct NewSession {
     std::string id;
     SessionOperation operation = SessionOperation::AddResources;
@@ -63,6 +97,7 @@ struct NewSession {
     int64_t deadlineMs = 0;
     std::string caller;
     std::vector<ResourceKey> resources;
+    std::vector<NewService> services;
 };
 
 struct NodeRecord {
@@ -110,6 +145,10 @@ public:
     void createSession(const NewSession& session);
     std::optional<Session> session(const std::string& id);
     std::vector<SessionResource> sessionResources(const std::string& id);
+    std::vector<SessionService> sessionServices(const std::string& id);
+    // Records a service's progress; only a WAITING or DEPLOYING service changes.
+    void updateService(const std::string& sessionId, int seq, const std::string& status,
+                       const std::string& deployedOn, const std::string& error, int64_t nowMs);
     std::vector<std::string> openSessionIds();
     std::vector<SessionSummary> recentSessions(int limit);
     // Closes the session; true when it was open (so a close is applied exactly once).
@@ -127,6 +166,10 @@ public:
     };
     void applyItem(const std::string& sessionId, int seq, const ResourceKey& key,
                    const ItemOutcome& outcome, int64_t nowMs);
+    // A resource that joins the scope as a consequence of a session (a RunningInstance that a
+    // node reports): CREATED -> ADDREQUESTED -> ADDED -> PUBLISHED, each move checked.
+    void addResourceDirectly(const ResourceKey& key, const std::string& node, const std::string& sessionId,
+                             int64_t nowMs);
     // Marks every still-WAITING item FAILED with `reason`; in-scope resources the session was
     // changing become LOST. Used by the session timeout.
     void failWaitingItems(const std::string& sessionId, const std::string& reason, int64_t nowMs);
@@ -155,6 +198,9 @@ public:
     common::Database& database() { return db_; }
 
 private:
+    void applyMoves(common::Database::Lock& db, const ResourceKey& key, const ItemOutcome& outcome,
+                    const std::string& sessionId, int64_t nowMs);
+
     common::Logger& logger_;
     common::Database db_;
 };

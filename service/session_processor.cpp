@@ -7,9 +7,9 @@ namespace rm::service {
 using common::Log;
 using common::LogLevel;
 
-SessionProcessor::SessionProcessor(ScopeStore& store, ReportService& reports,
+SessionProcessor::SessionProcessor(ScopeStore& store, Deployments& deployments, ReportService& reports,
                                    common::Logger& logger, SessionProcessorOptions options)
-    : store_(store), reports_(reports), logger_(logger), options_(options) {}
+    : store_(store), deployments_(&deployments), reports_(reports), logger_(logger), options_(options) {}
 
 void SessionProcessor::submit(const std::string& sessionId) {
     {
@@ -76,7 +76,50 @@ void SessionProcessor::process(const std::string& sessionId) {
             .kv("status", outcome.status)
             .kv("error", outcome.error);
     }
+    if (session->operation == SessionOperation::AddResources) scheduleServices(*session);
     closeIfComplete(*session);
+}
+
+std::optional<NodeStatus> SessionProcessor::chooseNode(const SessionService& service, std::string& why) {
+    auto nodes = store_.nodeStatuses();
+    if (!service.plan.targetNode.empty()) {
+        for (const auto& n : nodes) {
+            if (n.record.id == service.plan.targetNode || n.record.name == service.plan.targetNode) {
+                if (n.record.liveness == "ALIVE") return n;
+                why = "no suitable gHN: target node " + service.plan.targetNode + " is " + n.record.liveness;
+                return std::nullopt;
+            }
+        }
+        why = "no suitable gHN: target node " + service.plan.targetNode + " is not registered here";
+        return std::nullopt;
+    }
+    // The live node with the fewest running instances (ties: by name, for predictability).
+    std::optional<NodeStatus> best;
+    for (const auto& n : nodes) {
+        if (n.record.liveness != "ALIVE") continue;
+        if (!best || n.runningInstances < best->runningInstances) best = n;
+    }
+    if (!best) why = "no suitable gHN: no live node is registered with this Resource Manager";
+    return best;
+}
+
+void SessionProcessor::scheduleServices(const Session& session) {
+    for (const auto& service : store_.sessionServices(session.id)) {
+        if (service.status != "WAITING") continue;
+        std::string why;
+        auto node = chooseNode(service, why);
+        if (!node) {
+            store_.updateService(session.id, service.seq, "FAILED", "", why, common::nowMillis());
+            reports_.invalidate(session.id);
+            Log(logger_, LogLevel::info, "service_not_scheduled")
+                .kv("session", session.id)
+                .kv("service", service.plan.serviceClass + "/" + service.plan.serviceName)
+                .kv("reason", why);
+            continue;
+        }
+        deployments_->deploy(session, service, *node);
+        reports_.invalidate(session.id);
+    }
 }
 
 ScopeStore::ItemOutcome SessionProcessor::decide(const Session& session, const SessionResource& item) {
@@ -132,6 +175,11 @@ void SessionProcessor::closeIfComplete(const Session& session) {
         if (item.status == "WAITING") return;
         if (item.status == "FAILED") succeeded = false;
     }
+    for (const auto& service : store_.sessionServices(session.id)) {
+        if (service.status == "WAITING" || service.status == "DEPLOYING") return;
+        if (service.status == "FAILED") succeeded = false;
+    }
+    if (!deployments_->allNodesClosed(session.id)) return;
     if (store_.closeSession(session.id, succeeded, common::nowMillis())) {
         reports_.invalidate(session.id);
         Log(logger_, LogLevel::info, "session_closed")
@@ -149,6 +197,8 @@ void SessionProcessor::expireOverdueSessions() {
         std::string reason = "session timed out after " +
                              std::to_string((session->deadlineMs - session->createdAtMs) / 1000) +
                              " s before every resource was handled";
+        std::string nodes = deployments_->unfinishedNodes(id);
+        if (!nodes.empty()) reason += ": " + nodes;
         store_.failWaitingItems(id, reason, now);
         if (store_.closeSession(id, false, now)) {
             reports_.invalidate(id);

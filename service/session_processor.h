@@ -7,11 +7,13 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
 
 #include "common/log.h"
+#include "service/deployments.h"
 #include "service/report_service.h"
 #include "service/scope_store.h"
 
@@ -24,8 +26,8 @@ struct SessionProcessorOptions {
 
 class SessionProcessor {
 public:
-    SessionProcessor(ScopeStore& store, ReportService& reports, common::Logger& logger,
-                     SessionProcessorOptions options);
+    SessionProcessor(ScopeStore& store, Deployments& deployments, ReportService& reports,
+                     common::Logger& logger, SessionProcessorOptions options);
 
     // Queues a committed session for processing.
     void submit(const std::string& sessionId);
@@ -41,10 +43,13 @@ private:
     ScopeStore::ItemOutcome decide(const Session& session, const SessionResource& item);
     ScopeStore::ItemOutcome decideAdd(const ResourceKey& key);
     ScopeStore::ItemOutcome decideRemove(const Session& session, const ResourceKey& key);
+    void scheduleServices(const Session& session);
+    std::optional<NodeStatus> chooseNode(const SessionService& service, std::string& why);
     void closeIfComplete(const Session& session);
     void expireOverdueSessions();
 
     ScopeStore& store_;
+    Deployments* deployments_;
     ReportService& reports_;
     common::Logger& logger_;
     SessionProcessorOptions options_;

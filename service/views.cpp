@@ -1,6 +1,8 @@
 #include "service/views.h"
 
+#include <fstream>
 #include <map>
+#include <iterator>
 #include <sstream>
 
 #include "common/time_util.h"
@@ -109,6 +111,22 @@ HttpResponse reportResponse(const ViewSources& sources, const HttpRequest& reque
     return response;
 }
 
+// Agents download archives here; only files the index knows are served, never arbitrary paths.
+HttpResponse repositoryFile(const ViewSources& sources, const HttpRequest& request) {
+    std::string relative = request.path.substr(std::string("/repository/").size());
+    auto index = sources.repository ? sources.repository() : nullptr;
+    const deployer::IndexedPackage* package = index ? index->findByPath(relative) : nullptr;
+    if (!package) return HttpResponse::text(404, "no package archive " + relative + " in the repository");
+    std::ifstream in(sources.repositoryDir / package->relativePath, std::ios::binary);
+    if (!in) return HttpResponse::text(404, "package archive " + relative + " is no longer readable");
+    HttpResponse r;
+    r.contentType = "application/gzip";
+    r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    r.headers.emplace_back("X-Checksum-SHA256", package->sha256);
+    r.headers.emplace_back("ETag", "\"" + package->sha256 + "\"");
+    return r;
+}
+
 std::string metrics(const ViewSources& sources) {
     std::map<std::string, int> byState;
     for (const auto& r : sources.store.listResources(std::nullopt, std::nullopt)) {
@@ -157,6 +175,7 @@ common::HttpRouter makeRouter(const ViewSources& sources) {
         return HttpResponse::html(reports::pageLayout("Nodes", body, 5));
     });
     router.prefix("/reports/", [sources](const HttpRequest& request) { return reportResponse(sources, request); });
+    router.prefix("/repository/", [sources](const HttpRequest& request) { return repositoryFile(sources, request); });
     router.exact("/wsdl", [sources](const HttpRequest&) { return HttpResponse::xml(wsdlFor(sources)); });
     router.exact("/healthz", [sources](const HttpRequest&) {
         sources.store.resourceCount();  // proves the database answers

@@ -1,10 +1,13 @@
 // What the RM serves over plain HTTP GET on its SOAP port (SPEC section 9).
 #pragma once
 
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "common/http.h"
+#include "deployer/repository_index.h"
 #include "service/report_service.h"
 #include "service/scope_store.h"
 
@@ -18,6 +21,8 @@ struct ViewSources {
     std::function<std::string()> serviceUrl;         // where this RM answers, for the WSDL
     std::function<std::string()> engineJson;         // GET /engine
     std::function<std::string()> extraMetrics;       // appended to /metrics
+    std::function<std::shared_ptr<const deployer::RepositoryIndex>()> repository;
+    std::filesystem::path repositoryDir;             // archives are served from here
 };
 
 common::HttpRouter makeRouter(const ViewSources& sources);

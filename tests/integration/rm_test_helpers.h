@@ -139,8 +139,18 @@ inline RawResult rawExchange(const std::string& url, const std::string& bytes,
     }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[65536];
+    // Reads until the server closes, or until one whole response (by Content-Length) is in.
+    auto complete = [&] {
+        auto end = result.response.find("\r\n\r\n");
+        if (end == std::string::npos) return false;
+        static const std::regex length(R"re(\r\n[Cc]ontent-[Ll]ength:\s*(\d+))re");
+        std::smatch m;
+        std::string head = result.response.substr(0, end);
+        if (!std::regex_search(head, m, length)) return false;
+        return result.response.size() >= end + 4 + std::stoul(m[1]);
+    };
     try {
-        while (std::chrono::steady_clock::now() < deadline) {
+        while (std::chrono::steady_clock::now() < deadline && !complete()) {
             int n = socket.receiveBytes(buf, sizeof buf);
             if (n <= 0) break;
             result.response.append(buf, static_cast<size_t>(n));
@@ -154,13 +164,14 @@ inline RawResult rawExchange(const std::string& url, const std::string& bytes,
     return result;
 }
 
+// A POST as curl or a SOAP library sends it (keep-alive); `extraHeaders` are full lines with CRLF.
 inline std::string httpPost(const std::string& url, const std::string& body,
                             const std::string& contentType = "text/xml; charset=utf-8",
                             const std::string& extraHeaders = {}) {
     Poco::URI uri(url);
     return "POST / HTTP/1.1\r\nHost: " + uri.getHost() + ":" + std::to_string(uri.getPort()) +
            "\r\nContent-Type: " + contentType + "\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\nConnection: close\r\n" + extraHeaders + "\r\n" + body;
+           "\r\n" + extraHeaders + "\r\n" + body;
 }
 
 inline RawResult soapPost(const std::string& url, const std::string& body,
@@ -205,7 +216,7 @@ inline ScopeSnapshot snapshot(const RmInstance& rm) {
     ScopeSnapshot s;
     auto page = httpRequest(rm.url(), "GET", "/");
     if (page.status != 200) throw std::runtime_error("GET / answered " + std::to_string(page.status));
-    static const std::regex link(R"(href="/reports/([^"]+)")");
+    static const std::regex link(R"re(href="/reports/([^"]+)")re");
     for (std::sregex_iterator it(page.body.begin(), page.body.end(), link), end; it != end; ++it) {
         s.reportIds.insert((*it)[1]);
     }
@@ -251,4 +262,42 @@ inline std::string readText(const std::filesystem::path& file) {
     return s.str();
 }
 
+}  // namespace rm::testing
+
+namespace rm::testing {
+
+// Validates a report document (with its XML declaration) against wsdl/ResourceReport.xsd with
+// xmllint, the reference validator; returns xmllint's diagnostics, empty when valid.
+inline std::string schemaProblems(const std::string& document, const std::filesystem::path& workDir) {
+    auto file = workDir / "report-to-validate.xml";
+    auto out = workDir / "xmllint.out";
+    {
+        std::ofstream f(file, std::ios::binary | std::ios::trunc);
+        f << document;
+    }
+    int rc = runProgram("/usr/bin/xmllint",
+                        {"--noout", "--nonet", "--schema",
+                         (sourceDir() / "wsdl" / "ResourceReport.xsd").string(), file.string()},
+                        out);
+    return rc == 0 ? std::string() : "xmllint exit " + std::to_string(rc) + ": " + readText(out);
+}
+
+// The typed fault name a call raised ("" when it did not raise a typed fault).
+template <class Call>
+std::string faultOf(Call&& call) {
+    try {
+        call();
+    } catch (const rm::client::ClientError& e) {
+        if (e.kind != rm::client::ClientError::Kind::Fault) return std::string("<not a fault: ") + e.what() + ">";
+        return e.faultName.empty() ? std::string("<untyped fault: ") + e.what() + ">" : e.faultName;
+    }
+    return "<no fault>";
+}
+
+}  // namespace rm::testing
+
+namespace rm::testing {
+inline long long elapsedMs(std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
+}
 }  // namespace rm::testing

@@ -14,6 +14,7 @@ import traceback
 
 import zeep
 import zeep.exceptions
+from lxml import etree
 
 SCOPE = "/gcube/devsec"
 failures = []
@@ -34,7 +35,7 @@ def expect_fault(name, fault_element, call):
     except zeep.exceptions.Fault as fault:
         detail = fault.detail
         found = detail is not None and any(
-            zeep.xsd.utils.etree.QName(child).localname == fault_element for child in detail)
+            etree.QName(child).localname == fault_element for child in detail)
         check(name, fault_element is None or found,
               "Fault without %s detail: %s" % (fault_element, fault.message))
         return fault

@@ -1,0 +1,62 @@
+// The node-agent daemon: its settings and the manifolds its engine runs (store, supervisor,
+// executor, api, presence, outbox), for one real node or for N hollow ones.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/engine.h"
+#include "common/log.h"
+#include "common/settings.h"
+#include "common/soap_server.h"
+
+namespace rm::agent {
+
+struct AgentConfig {
+    std::string name;
+    common::ServerOptions server;
+    std::string managerUrl;
+    std::filesystem::path root;
+    std::vector<std::pair<std::string, std::string>> labels;
+    std::optional<std::chrono::milliseconds> heartbeatInterval;  // unset: what the RM says
+    bool keepProcessesOnExit = true;
+    int maxInstances = 100;
+    std::size_t maxParallel = 4;
+    int hollow = 0;  // > 0: run that many simulated nodes instead of one real node
+    std::chrono::milliseconds hollowStep{50};
+    engine::EngineConfig engine;
+};
+
+common::Settings agentSettings();
+// Throws common::UsageError saying what is wrong.
+AgentConfig loadAgentConfig(const common::Settings& settings);
+
+class NodeAgentDaemon {
+  public:
+    NodeAgentDaemon(AgentConfig config, common::Logger& logger);
+    ~NodeAgentDaemon();
+    NodeAgentDaemon(const NodeAgentDaemon&) = delete;
+    NodeAgentDaemon& operator=(const NodeAgentDaemon&) = delete;
+
+    void start();
+    void stop();
+
+  private:
+    void installRealNode();
+    void installHollowNodes();
+    void installStore();
+    void installOutbox();
+
+    AgentConfig config_;
+    common::Logger& logger_;
+    engine::Engine engine_;
+    // Kept across restarts of the api worker so that the URLs announced and registered stay valid.
+    std::vector<int> boundPorts_;
+    bool announced_ = false;
+};
+
+}  // namespace rm::agent

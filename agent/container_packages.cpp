@@ -1,0 +1,277 @@
+#include "agent/container_packages.h"
+
+#include <Poco/UUIDGenerator.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "agent/pid_file.h"
+#include "deployer/sha256.h"
+
+namespace rm::agent {
+
+using common::Log;
+using common::LogLevel;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string newInstanceId() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+DeployedPackage rowFor(const PackageTask& task, const char* st, std::string instanceId) {
+    return DeployedPackage{task.slot,       task.package.request.coords, task.package.request.sha256,
+                           st,              task.scope,                   std::move(instanceId),
+                           task.callbackId, task.package.request.dependsOn};
+}
+
+std::chrono::milliseconds seconds(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
+
+}  // namespace
+
+ContainerPackages::ContainerPackages(fs::path root, Supervisor& supervisor, common::Logger& logger,
+                                     ContainerOptions options)
+    : root_(std::move(root)),
+      supervisor_(supervisor),
+      logger_(logger),
+      options_(options),
+      steps_(options.stepKillGrace) {}
+
+fs::path ContainerPackages::containerOf(const deployer::PackageCoordinates& c) const {
+    return root_ / "services" / c.serviceName / c.packageName;
+}
+fs::path ContainerPackages::pidFileOf(const deployer::PackageCoordinates& c) const {
+    return root_ / "run" / c.serviceName / (c.packageName + ".pid");
+}
+fs::path ContainerPackages::logFileOf(const deployer::PackageCoordinates& c) const {
+    return root_ / "logs" / c.serviceName / (c.packageName + ".log");
+}
+std::string ContainerPackages::processId(const deployer::PackageCoordinates& c) {
+    return c.serviceName + "/" + c.packageName;
+}
+
+Environment ContainerPackages::environment(const deployer::PackageCoordinates& c, const std::string& nodeId,
+                                           const std::string& scope) const {
+    fs::path container = containerOf(c);
+    return Environment{
+        {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+        {"HOME", container.string()},
+        {"LANG", "C.UTF-8"},
+        {"RM_CONTAINER", container.string()},
+        {"RM_SERVICE_CLASS", c.serviceClass},
+        {"RM_SERVICE_NAME", c.serviceName},
+        {"RM_SERVICE_VERSION", c.serviceVersion},
+        {"RM_PACKAGE_NAME", c.packageName},
+        {"RM_PACKAGE_VERSION", c.packageVersion},
+        {"RM_NODE_ID", nodeId},
+        {"RM_SCOPE", scope},
+    };
+}
+
+std::optional<deployer::PackageProfile> ContainerPackages::profileIn(const fs::path& container) const {
+    fs::path file = container / "profile.xml";
+    std::ifstream in(file);
+    if (!in) return std::nullopt;
+    std::ostringstream text;
+    text << in.rdbuf();
+    return deployer::parseProfile(text.str(), file.string());
+}
+
+ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c, const deployer::PackageProfile* profile,
+                                       const std::string& nodeId, const std::string& scope) const {
+    ProcessSpec spec;
+    spec.id = processId(c);
+    spec.workDir = containerOf(c);
+    // Without a profile (container gone) the spec only serves to find and stop a recorded copy.
+    spec.command = profile && profile->lifecycle.start ? profile->lifecycle.start->command : "true";
+    spec.env = environment(c, nodeId, scope);
+    spec.logFile = logFileOf(c);
+    spec.pidFile = pidFileOf(c);
+    if (profile && profile->lifecycle.stop) {
+        if (!profile->lifecycle.stop->command.empty()) spec.stopCommand = profile->lifecycle.stop->command;
+        spec.stopTimeout = seconds(profile->lifecycle.stop->timeoutSeconds);
+    }
+    return spec;
+}
+
+void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep& step,
+                                const deployer::PackageCoordinates& c, const std::string& nodeId,
+                                const std::string& scope, std::stop_token stop) {
+    StepRequest request{name, step.command, containerOf(c), environment(c, nodeId, scope), logFileOf(c),
+                        seconds(step.timeoutSeconds)};
+    Log(logger_, LogLevel::info, "step_started").kv("package", processId(c)).kv("step", name);
+    StepResult result = steps_.run(request, stop);
+    if (result.outcome == StepResult::Outcome::Cancelled || stop.stop_requested()) throw Interrupted();
+    Log(logger_, result.succeeded() ? LogLevel::info : LogLevel::warn, "step_finished")
+        .kv("package", processId(c))
+        .kv("step", name)
+        .kv("outcome", toString(result.outcome))
+        .kv("exit", result.exitCode);
+    if (!result.succeeded()) throw std::runtime_error(result.message);
+}
+
+void ContainerPackages::fetch(const PackageTask& task, const fs::path& container, std::stop_token stop) {
+    const auto& request = task.package.request;
+    fs::path download = root_ / "downloads" / (task.callbackId + "-" + std::to_string(task.package.position) + ".tar.gz");
+    struct RemoveOnExit {
+        fs::path file;
+        ~RemoveOnExit() {
+            std::error_code ignored;
+            fs::remove(file, ignored);
+        }
+    } cleanup{download};
+    downloadFile(request.url, download, options_.download, stop);
+    std::string actual = deployer::sha256File(download);
+    if (actual != request.sha256) {
+        throw std::runtime_error("checksum mismatch for " + request.url + ": expected SHA-256 " + request.sha256 +
+                                 ", downloaded " + actual + " (the repository changed or the transfer was corrupted)");
+    }
+    if (removeHalfUnpacked(container)) {
+        Log(logger_, LogLevel::info, "half_unpacked_removed").kv("container", container.string());
+    }
+    try {
+        extractPackage(download, container, request.sha256, options_.extract);
+    } catch (const ExtractError& e) {
+        throw std::runtime_error(std::string("unpacking refused: ") + e.what());
+    }
+}
+
+void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std::stop_token stop) {
+    const auto& request = task.package.request;
+    const auto& c = request.coords;
+    fs::path container = containerOf(c);
+    std::string current = task.package.state;
+    std::string instanceId = task.deployed && task.deployed->callbackId == task.callbackId &&
+                                     task.deployed->sha256 == request.sha256 && !task.deployed->instanceId.empty()
+                                 ? task.deployed->instanceId
+                                 : newInstanceId();
+    if (current == state::kWaiting || !isCompletelyUnpacked(container, request.sha256)) {
+        // Whatever ran from the container being replaced must not keep running from it.
+        auto old = profileIn(container);
+        supervisor_.stop(specFor(c, old ? &*old : nullptr, task.nodeId, task.scope));
+        fetch(task, container, stop);
+        progress.reach(StateChange{state::kDeployed, "unpacked into " + container.string(), false,
+                                   rowFor(task, state::kDeployed, instanceId), false});
+        current = state::kDeployed;
+    }
+    DeployedPackage row = rowFor(task, state::kFailed, instanceId);
+    try {
+        auto profile = profileIn(container);
+        if (!profile) throw std::runtime_error("the package has no profile.xml at its root");
+        if (!(profile->coords == c)) {
+            throw std::runtime_error("the archive's profile.xml describes " + profile->coords.key() +
+                                     ", not the requested " + c.key());
+        }
+        const auto& lc = profile->lifecycle;
+        if (current == state::kDeployed) {
+            if (lc.install) runStep("Install", *lc.install, c, task.nodeId, task.scope, stop);
+            if (lc.verify) runStep("Verify", *lc.verify, c, task.nodeId, task.scope, stop);
+            if (!lc.install && !lc.start && !lc.verify) {
+                row.state = state::kNotVerified;
+                progress.reach(StateChange{state::kNotVerified, "deployed; the package declares no way to verify it",
+                                           true, row, false});
+                return;
+            }
+            row.state = state::kActivated;
+            std::string done = lc.install && lc.verify ? "Install and Verify succeeded"
+                               : lc.install            ? "Install succeeded"
+                                                       : "Verify succeeded";
+            if (!lc.start) {
+                progress.reach(StateChange{state::kActivated, done, true, row, false});
+                return;
+            }
+            if (lc.install || lc.verify) progress.reach(StateChange{state::kActivated, done, false, row, false});
+        }
+        ProcessSpec spec = specFor(c, &*profile, task.nodeId, task.scope);
+        bool adopted = supervisor_.adopt(spec);
+        Log(logger_, LogLevel::info, "process_started").kv("package", spec.id).kv("adopted", adopted);
+        int readyTimeout = std::max(lc.start->timeoutSeconds, lc.ready ? lc.ready->timeoutSeconds : 0);
+        std::optional<std::string> readyCommand;
+        if (lc.ready) readyCommand = lc.ready->command;
+        ReadyResult ready = supervisor_.waitReady(spec.id, readyCommand, seconds(readyTimeout), stop);
+        if (stop.stop_requested()) throw Interrupted();  // it keeps running and is adopted again
+        if (!ready.ready) {
+            supervisor_.stop(spec.id);
+            throw std::runtime_error("Start: not ready: " + ready.message);
+        }
+        row.state = state::kRunning;
+        auto status = supervisor_.status(spec.id);
+        progress.reach(StateChange{state::kRunning,
+                                   "running as pid " + std::to_string(status ? status->pid : 0) + ", ready", true,
+                                   row, false});
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const std::exception& e) {
+        if (stop.stop_requested()) throw Interrupted();
+        row.state = state::kFailed;
+        progress.reach(StateChange{state::kFailed, e.what(), true, row, false});
+    }
+}
+
+void ContainerPackages::undeploy(const PackageTask& task, Progress& progress, std::stop_token stop) {
+    const auto& c = task.package.request.coords;
+    fs::path container = containerOf(c);
+    std::optional<deployer::PackageProfile> profile;
+    try {
+        profile = profileIn(container);
+    } catch (const std::exception& e) {
+        Log(logger_, LogLevel::warn, "profile_unreadable").kv("container", container.string()).kv("error", e.what());
+    }
+    const std::string nodeId = task.nodeId;
+    const std::string scope = task.deployed ? task.deployed->scope : task.scope;
+    supervisor_.stop(specFor(c, profile ? &*profile : nullptr, nodeId, scope));
+    if (profile && profile->lifecycle.uninstall) {
+        runStep("Uninstall", *profile->lifecycle.uninstall, c, nodeId, scope, stop);
+    }
+    std::string message = "stopped and uninstalled";
+    if (task.cleanState) {
+        std::error_code ec;
+        fs::remove_all(container, ec);
+        if (ec) throw std::runtime_error("cannot remove " + container.string() + ": " + ec.message());
+        removeHalfUnpacked(container);
+        message += "; container removed";
+    } else {
+        message += "; container kept (cleanState=false)";
+    }
+    progress.reach(StateChange{state::kUndeployed, message, true, std::nullopt, true});
+}
+
+bool ContainerPackages::healthy(const DeployedPackage& d) {
+    if (!isCompletelyUnpacked(containerOf(d.coords), d.sha256)) return false;
+    if (d.state != state::kRunning) return true;
+    auto status = supervisor_.status(processId(d.coords));
+    return status && status->running;
+}
+
+std::optional<InstanceStatus> ContainerPackages::instance(const DeployedPackage& d) {
+    if (d.state != state::kRunning) return std::nullopt;
+    if (auto status = supervisor_.status(processId(d.coords))) {
+        if (status->running) return InstanceStatus{status->pid, "running"};
+        return InstanceStatus{0, status->lastError.empty() ? "restarting" : "failing: " + status->lastError};
+    }
+    if (auto record = readPidFile(pidFileOf(d.coords)); record && recordsLiveProcess(*record, processId(d.coords))) {
+        return InstanceStatus{record->pid, "running (not supervised)"};
+    }
+    return InstanceStatus{0, "stopped"};
+}
+
+void ContainerPackages::adoptRunning(const std::vector<DeployedPackage>& deployed, const std::string& nodeId) {
+    for (const auto& d : deployed) {
+        if (d.state != state::kRunning) continue;
+        try {
+            auto profile = profileIn(containerOf(d.coords));
+            if (!profile || !profile->lifecycle.start) {
+                Log(logger_, LogLevel::warn, "adopt_skipped")
+                    .kv("package", processId(d.coords))
+                    .kv("reason", "its container has no profile with a Start step; redeploy it");
+                continue;
+            }
+            bool adopted = supervisor_.adopt(specFor(d.coords, &*profile, nodeId, d.scope));
+            Log(logger_, LogLevel::info, adopted ? "process_adopted" : "process_restarted")
+                .kv("package", processId(d.coords));
+        } catch (const std::exception& e) {
+            Log(logger_, LogLevel::error, "adopt_failed").kv("package", processId(d.coords)).kv("error", e.what());
+        }
+    }
+}
+
+}  // namespace rm::agent

@@ -1,0 +1,64 @@
+// Deploying packages for real: each package lives in its container directory
+// <root>/services/<ServiceName>/<PackageName>, its lifecycle steps run there, and what it starts
+// is supervised. Logs go to <root>/logs/<ServiceName>/<PackageName>.log, pid files to
+// <root>/run/<ServiceName>/<PackageName>.pid.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "agent/archive_extractor.h"
+#include "agent/deploy_executor.h"
+#include "agent/downloader.h"
+#include "agent/step_runner.h"
+#include "agent/supervisor.h"
+#include "common/log.h"
+#include "deployer/profile.h"
+
+namespace rm::agent {
+
+struct ContainerOptions {
+    DownloadOptions download;
+    ExtractLimits extract;
+    std::chrono::milliseconds stepKillGrace{5000};
+};
+
+class ContainerPackages final : public PackageHandler {
+  public:
+    ContainerPackages(std::filesystem::path root, Supervisor& supervisor, common::Logger& logger,
+                      ContainerOptions options = {});
+
+    void deploy(const PackageTask& task, Progress& progress, std::stop_token stop) override;
+    void undeploy(const PackageTask& task, Progress& progress, std::stop_token stop) override;
+    bool healthy(const DeployedPackage& package) override;
+    std::optional<InstanceStatus> instance(const DeployedPackage& package) override;
+
+    // After an agent restart: takes over (or restarts) the processes of RUNNING packages.
+    void adoptRunning(const std::vector<DeployedPackage>& deployed, const std::string& nodeId);
+
+    std::filesystem::path containerOf(const deployer::PackageCoordinates& coords) const;
+    std::filesystem::path pidFileOf(const deployer::PackageCoordinates& coords) const;
+    std::filesystem::path logFileOf(const deployer::PackageCoordinates& coords) const;
+
+  private:
+    void fetch(const PackageTask& task, const std::filesystem::path& container, std::stop_token stop);
+    void activate(const PackageTask& task, Progress& progress, DeployedPackage row, std::stop_token stop);
+    void runStep(const char* name, const deployer::LifecycleStep& step, const deployer::PackageCoordinates& coords,
+                 const std::string& nodeId, const std::string& scope, std::stop_token stop);
+    std::optional<deployer::PackageProfile> profileIn(const std::filesystem::path& container) const;
+    ProcessSpec specFor(const deployer::PackageCoordinates& coords, const deployer::PackageProfile* profile,
+                        const std::string& nodeId, const std::string& scope) const;
+    Environment environment(const deployer::PackageCoordinates& coords, const std::string& nodeId,
+                            const std::string& scope) const;
+    static std::string processId(const deployer::PackageCoordinates& coords);
+
+    std::filesystem::path root_;
+    Supervisor& supervisor_;
+    common::Logger& logger_;
+    ContainerOptions options_;
+    StepRunner steps_;
+};
+
+}  // namespace rm::agent

@@ -1,0 +1,48 @@
+// The Deployer port type served by the node agent: validates Deploy/Undeploy requests, journals
+// them durably before acknowledging, and answers GetNodeState. Execution happens elsewhere
+// (DeployExecutor), so a SOAP thread never waits for a deployment.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/agent_store.h"
+#include "agent/deploy_executor.h"
+#include "common/log.h"
+#include "soapDeployerBindingService.h"
+
+namespace rm::agent {
+
+struct DeployerContext {
+    AgentStore& store;
+    std::string slot;         // the node this endpoint serves
+    PackageHandler& handler;  // for the state of running instances
+    common::Logger& logger;
+    std::size_t maxPackagesPerRequest = 1000;
+};
+
+// nullopt when the request is acceptable, else what is wrong (for InvalidRequestFault).
+std::optional<std::string> validateDeploy(const NewOperation& operation, std::size_t maxPackages);
+std::optional<std::string> validateUndeploy(const NewOperation& operation, std::size_t maxPackages);
+bool isValidScopePath(const std::string& scope);
+bool isValidHttpUrl(const std::string& url);
+
+class DeployerEndpoint : public DeployerBindingService {
+  public:
+    explicit DeployerEndpoint(std::shared_ptr<DeployerContext> context);
+
+    DeployerEndpoint* copy() override;
+
+    int Deploy(_rm__Deploy* request, _rm__DeployResponse& response) override;
+    int Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& response) override;
+    int GetNodeState(_rm__GetNodeState* request, _rm__GetNodeStateResponse& response) override;
+
+  private:
+    int invalid(const std::string& message);
+    int accept(const NewOperation& operation, bool& accepted);
+
+    std::shared_ptr<DeployerContext> context_;
+};
+
+}  // namespace rm::agent

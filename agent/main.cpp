@@ -1,0 +1,35 @@
+// node-agent: wires settings, logger and the daemon's engine together; nothing else.
+#include <cstdio>
+
+#include "agent/agent_daemon.h"
+#include "common/daemon.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+    rm::common::prepareSignals();
+    auto settings = rm::agent::agentSettings();
+    rm::agent::AgentConfig config;
+    try {
+        settings.parse(argc, argv);
+        if (settings.getBool("help")) {
+            std::fputs(settings.usage().c_str(), stdout);
+            return 0;
+        }
+        config = rm::agent::loadAgentConfig(settings);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "node-agent: %s\n", e.what());
+        return 2;
+    }
+    rm::common::Logger logger("node-agent", rm::common::parseLogLevel(settings.get("log-level")));
+    try {
+        rm::agent::NodeAgentDaemon daemon(config, logger);
+        daemon.start();
+        int sig = rm::common::waitForStopSignal();
+        rm::common::Log(logger, rm::common::LogLevel::info, "stopping").kv("signal", sig);
+        daemon.stop();
+    } catch (const std::exception& e) {
+        rm::common::Log(logger, rm::common::LogLevel::error, "fatal").kv("error", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,120 @@
+#include "agent/outbox_sender.h"
+
+#include <algorithm>
+
+#include "agent/soap_errors.h"
+#include "common/soap_server.h"
+#include "soapResourceManagerBindingProxy.h"
+
+namespace rm::agent {
+
+using common::Log;
+using common::LogLevel;
+using Clock = std::chrono::steady_clock;
+
+SoapReportTransport::SoapReportTransport(std::chrono::seconds timeout)
+    : proxy_(std::make_unique<ResourceManagerBindingProxy>()) {
+    common::ServerOptions limits;
+    limits.ioTimeout = timeout;
+    limits.transferTimeout = timeout * 2;
+    common::applyXmlLimits(proxy_->soap, limits);
+}
+
+SoapReportTransport::~SoapReportTransport() = default;
+
+void SoapReportTransport::send(const ReportSnapshot& report) {
+    proxy_->destroy();
+    struct soap* soap = proxy_->soap;
+    _rm__SendReport request;
+    request.callbackID = report.callbackId;
+    request.ID = report.nodeId;
+    request.sequence = report.sequence;
+    request.report = soap_new_rm__NodeReport(soap);
+    request.report->Status = report.status;
+    request.report->Packages = soap_new_rm__PackageReportList(soap);
+    for (const auto& p : report.packages) {
+        auto* out = soap_new_rm__PackageReport(soap);
+        out->ServiceClass = p.request.coords.serviceClass;
+        out->ServiceName = p.request.coords.serviceName;
+        out->ServiceVersion = p.request.coords.serviceVersion;
+        out->PackageName = p.request.coords.packageName;
+        out->PackageVersion = p.request.coords.packageVersion;
+        out->Status = p.state;
+        out->Message = p.message;
+        request.report->Packages->Package.push_back(out);
+    }
+    _rm__SendReportResponse response;
+    int rc = proxy_->SendReport(report.callbackEndpoint.c_str(), nullptr, &request, response);
+    if (rc != SOAP_OK) {
+        std::string why = describeSoapError(soap, "SendReport to " + report.callbackEndpoint);
+        proxy_->soap_close_socket();
+        throw std::runtime_error(why);
+    }
+    if (!response.ack) throw std::runtime_error("SendReport to " + report.callbackEndpoint + " was answered ack=false");
+}
+
+OutboxSender::OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger,
+                           OutboxOptions options)
+    : store_(store), transport_(transport), logger_(logger), options_(options) {}
+
+void OutboxSender::run(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+        auto seen = store_.outbox().count();
+        auto wait = sendDue(stop);
+        store_.outbox().waitFor(seen, wait, stop);
+    }
+}
+
+std::chrono::milliseconds OutboxSender::sendDue(std::stop_token stop) {
+    auto next = options_.idlePoll;
+    std::map<std::string, Retry> still;
+    for (const auto& pending : store_.pendingCallbacks()) {
+        if (stop.stop_requested()) break;
+        std::string key = pending.slot + "\n" + pending.callbackId;
+        Retry retry;
+        if (auto it = retries_.find(key); it != retries_.end()) retry = it->second;
+        auto now = Clock::now();
+        if (retry.notBefore > now) {
+            next = std::min(next, std::chrono::duration_cast<std::chrono::milliseconds>(retry.notBefore - now));
+            still.emplace(key, retry);
+            continue;
+        }
+        auto report = store_.snapshot(pending.slot, pending.callbackId);
+        if (!report) continue;
+        try {
+            transport_.send(*report);
+            store_.acknowledge(pending.slot, pending.callbackId, report->sequence);
+            Log(logger_, LogLevel::info, "report_sent")
+                .kv("node", pending.slot)
+                .kv("callback", pending.callbackId)
+                .kv("sequence", report->sequence)
+                .kv("status", report->status)
+                .kv("coalesced", pending.pendingReports - 1)
+                .kv("attempts", retry.failures + 1);
+        } catch (const std::exception& e) {
+            retry.failures++;
+            auto delay = options_.initialBackoff;
+            for (int i = 1; i < retry.failures && delay < options_.maxBackoff; ++i) delay *= 2;
+            delay = std::min(delay, options_.maxBackoff);
+            retry.notBefore = Clock::now() + delay;
+            // Logged at the first failure and then only when the reason changes or rarely, so a
+            // Resource Manager that is down does not flood the log.
+            if (retry.failures == 1 || retry.lastError != e.what() || retry.failures % 20 == 0) {
+                Log(logger_, LogLevel::warn, "report_not_acknowledged")
+                    .kv("node", pending.slot)
+                    .kv("callback", pending.callbackId)
+                    .kv("sequence", report->sequence)
+                    .kv("attempts", retry.failures)
+                    .kv("retry_in_ms", delay.count())
+                    .kv("error", e.what());
+            }
+            retry.lastError = e.what();
+            next = std::min(next, delay);
+            still.emplace(key, retry);
+        }
+    }
+    retries_.swap(still);
+    return next;
+}
+
+}  // namespace rm::agent

@@ -1,0 +1,390 @@
+#include "service/deployments.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/soap_server.h"
+#include "common/time_util.h"
+#include "soapDeployerBindingProxy.h"
+
+namespace rm::service {
+
+using common::Log;
+using common::LogLevel;
+
+namespace {
+
+// A package that ends in one of these states is deployed as asked.
+bool isSuccessfulFinalState(const std::string& status) {
+    return status == "RUNNING" || status == "ACTIVATED" || status == "NOTVERIFIED" ||
+           status == "ALREADYDEPLOYED" || status == "UNDEPLOYED";
+}
+
+std::string hostOf(const std::string& endpoint) {
+    auto start = endpoint.find("://");
+    std::string rest = start == std::string::npos ? endpoint : endpoint.substr(start + 3);
+    return rest.substr(0, rest.find('/'));
+}
+
+std::vector<std::string> splitCommas(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find(',', start);
+        if (end == std::string::npos) end = text.size();
+        if (end > start) out.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+Deployments::Deployments(ScopeStore& store, common::Logger& logger) : store_(store), logger_(logger) {}
+
+void Deployments::deploy(const Session& session, const SessionService& service, const NodeStatus& node) {
+    std::string callbackId = session.id + "-" + std::to_string(service.seq);
+    int64_t now = common::nowMillis();
+    store_.database().transaction([&](common::Database::Lock& db) {
+        db.prepare(
+              "INSERT OR IGNORE INTO deployments(callback_id, session_id, service_seq, node_id, node_host, "
+              "endpoint, kind, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'Deploy', ?)")
+            .bind(1, callbackId)
+            .bind(2, session.id)
+            .bind(3, service.seq)
+            .bind(4, node.record.id)
+            .bind(5, hostOf(node.record.endpoint))
+            .bind(6, node.record.endpoint)
+            .bind(7, now)
+            .run();
+        int seq = 0;
+        for (const auto& p : service.plan.resolvedDependencies) {
+            db.prepare(
+                  "INSERT OR IGNORE INTO deployment_packages(callback_id, seq, service_class, service_name, "
+                  "service_version, package_name, package_version, status, message) VALUES (?, ?, ?, ?, ?, "
+                  "?, ?, 'WAITING', 'the node has not reported yet')")
+                .bind(1, callbackId)
+                .bind(2, seq++)
+                .bind(3, p.serviceClass)
+                .bind(4, p.serviceName)
+                .bind(5, p.serviceVersion)
+                .bind(6, p.packageName)
+                .bind(7, p.packageVersion)
+                .run();
+        }
+        db.prepare(
+              "UPDATE session_services SET status = 'DEPLOYING', deployed_on = ? WHERE session_id = ? AND "
+              "seq = ? AND status = 'WAITING'")
+            .bind(1, node.record.id)
+            .bind(2, session.id)
+            .bind(3, service.seq)
+            .run();
+        db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?").bind(1, now).bind(2, session.id).run();
+    });
+    Log(logger_, LogLevel::info, "deployment_planned")
+        .kv("session", session.id)
+        .kv("callback", callbackId)
+        .kv("node", node.record.id)
+        .kv("service", service.plan.serviceClass + "/" + service.plan.serviceName + "/" + service.plan.serviceVersion)
+        .kv("packages", service.plan.resolvedDependencies.size());
+    wake();
+}
+
+bool Deployments::allNodesClosed(const std::string& sessionId) {
+    bool closed = true;
+    store_.database().read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT COUNT(*) FROM deployments WHERE session_id = ? AND report_status <> 'CLOSED' AND "
+            "call_state <> 'ABANDONED'");
+        q.bind(1, sessionId);
+        closed = q.step() && q.integer(0) == 0;
+    });
+    return closed;
+}
+
+Deployments::ReportOutcome Deployments::applyReport(const std::string& callbackId, const std::string& nodeId,
+                                                    int64_t sequence, const std::string& status,
+                                                    const std::vector<NodePackageReport>& packages,
+                                                    std::string& sessionId) {
+    ReportOutcome outcome = ReportOutcome::Unknown;
+    int64_t now = common::nowMillis();
+    std::vector<NodePackageReport> running;
+    store_.database().transaction([&](common::Database::Lock& db) {
+        int serviceSeq = 0;
+        {
+            auto& q = db.prepare(
+                "SELECT session_id, service_seq, report_seq, call_state FROM deployments WHERE callback_id = ? "
+                "AND node_id = ?");
+            q.bind(1, callbackId).bind(2, nodeId);
+            if (!q.step()) return;
+            sessionId = q.text(0);
+            serviceSeq = static_cast<int>(q.integer(1));
+            if (sequence <= q.integer(2) || q.text(3) == "ABANDONED") {
+                outcome = ReportOutcome::Duplicate;
+                return;
+            }
+        }
+        outcome = ReportOutcome::Applied;
+        db.prepare(
+              "UPDATE deployments SET report_status = ?, report_seq = ?, report_at = ?, call_state = "
+              "CASE WHEN call_state = 'PENDING' THEN 'ACKED' ELSE call_state END WHERE callback_id = ?")
+            .bind(1, status)
+            .bind(2, sequence)
+            .bind(3, now)
+            .bind(4, callbackId)
+            .run();
+        db.prepare("DELETE FROM deployment_packages WHERE callback_id = ?").bind(1, callbackId).run();
+        int seq = 0;
+        std::string failure;
+        for (const auto& p : packages) {
+            db.prepare(
+                  "INSERT INTO deployment_packages(callback_id, seq, service_class, service_name, service_version, "
+                  "package_name, package_version, status, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(1, callbackId)
+                .bind(2, seq++)
+                .bind(3, p.serviceClass)
+                .bind(4, p.serviceName)
+                .bind(5, p.serviceVersion)
+                .bind(6, p.packageName)
+                .bind(7, p.packageVersion)
+                .bind(8, p.status)
+                .bind(9, p.message)
+                .run();
+            if (status == "CLOSED" && !isSuccessfulFinalState(p.status) && failure.empty()) {
+                failure = "package " + p.packageName + " " + p.packageVersion + " ended " + p.status +
+                          (p.message.empty() ? "" : ": " + p.message);
+            }
+            if (status == "CLOSED" && p.status == "RUNNING") running.push_back(p);
+        }
+        if (status == "CLOSED") {
+            db.prepare(
+                  "UPDATE session_services SET status = ?, error = ? WHERE session_id = ? AND seq = ? AND "
+                  "status = 'DEPLOYING'")
+                .bind(1, failure.empty() ? "DONE" : "FAILED")
+                .bind(2, failure.empty() ? std::string("-") : failure)
+                .bind(3, sessionId)
+                .bind(4, serviceSeq)
+                .run();
+        }
+        // A RUNNING package is a running instance the node now reports.
+        for (const auto& p : running) {
+            std::string instanceId = nodeId + ":" + p.serviceName + "." + p.packageName;
+            db.prepare(
+                  "INSERT INTO instances(id, node_id, service_class, service_name, package_name, state, updated_at) "
+                  "VALUES (?, ?, ?, ?, ?, 'RUNNING', ?) ON CONFLICT(id) DO UPDATE SET state = 'RUNNING', "
+                  "updated_at = excluded.updated_at")
+                .bind(1, instanceId)
+                .bind(2, nodeId)
+                .bind(3, p.serviceClass)
+                .bind(4, p.serviceName)
+                .bind(5, p.packageName)
+                .bind(6, now)
+                .run();
+        }
+        db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?").bind(1, now).bind(2, sessionId).run();
+    });
+    // Running instances join the scope as resources (each move checked by the state machine).
+    for (const auto& p : running) {
+        std::string instanceId = nodeId + ":" + p.serviceName + "." + p.packageName;
+        ResourceKey key{"RunningInstance", instanceId};
+        auto current = store_.resource(key);
+        if (current && isInScope(current->state)) continue;
+        store_.addResourceDirectly(key, nodeId, sessionId, now);
+    }
+    return outcome;
+}
+
+std::vector<std::string> Deployments::nodeLost(const std::string& nodeId) {
+    std::set<std::string> sessions;
+    int64_t now = common::nowMillis();
+    store_.database().transaction([&](common::Database::Lock& db) {
+        std::vector<std::pair<std::string, int64_t>> open;
+        {
+            auto& q = db.prepare(
+                "SELECT session_id, service_seq FROM deployments WHERE node_id = ? AND report_status <> 'CLOSED' "
+                "AND call_state <> 'ABANDONED'");
+            q.bind(1, nodeId);
+            while (q.step()) open.emplace_back(q.text(0), q.integer(1));
+        }
+        for (const auto& [session, seq] : open) {
+            db.prepare(
+                  "UPDATE session_services SET status = 'FAILED', error = ? WHERE session_id = ? AND seq = ? AND "
+                  "status IN ('WAITING', 'DEPLOYING')")
+                .bind(1, "node " + nodeId + " went LOST (no heartbeat) before it closed its report")
+                .bind(2, session)
+                .bind(3, seq)
+                .run();
+            db.prepare("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?").bind(1, now).bind(2, session).run();
+            sessions.insert(session);
+        }
+        db.prepare(
+              "UPDATE deployments SET call_state = 'ABANDONED' WHERE node_id = ? AND report_status <> 'CLOSED'")
+            .bind(1, nodeId)
+            .run();
+        db.prepare("UPDATE instances SET state = 'LOST', updated_at = ? WHERE node_id = ?").bind(1, now).bind(2, nodeId).run();
+    });
+    return {sessions.begin(), sessions.end()};
+}
+
+std::vector<reports::GhnActivity> Deployments::activity(const std::string& sessionId) {
+    std::vector<reports::GhnActivity> out;
+    store_.database().read([&](common::Database::Lock& db) {
+        // One GHN entry per node; a node with several services of the session lists all packages.
+        auto& q = db.prepare(
+            "SELECT d.callback_id, d.node_id, d.node_host, d.report_status, d.report_at, d.call_state, p.service_class, "
+            "p.service_name, p.service_version, p.package_name, p.package_version, p.status, p.message FROM "
+            "deployments d JOIN deployment_packages p ON p.callback_id = d.callback_id WHERE d.session_id = ? "
+            "ORDER BY d.node_id, d.service_seq, p.seq");
+        q.bind(1, sessionId);
+        while (q.step()) {
+            std::string nodeId = q.text(1);
+            if (out.empty() || out.back().id != nodeId) {
+                reports::GhnActivity ghn;
+                ghn.host = q.text(2);
+                ghn.id = nodeId;
+                ghn.nodeStatus = "CLOSED";
+                out.push_back(std::move(ghn));
+            }
+            auto& ghn = out.back();
+            std::string reportStatus = q.text(3);
+            if (reportStatus != "CLOSED" && q.text(5) != "ABANDONED") ghn.nodeStatus = "OPEN";
+            int64_t at = q.integer(4);
+            if (at > 0) {
+                std::string when = common::isoTimestamp(common::fromUnixMillis(at));
+                if (when > ghn.lastReportReceivedOn) ghn.lastReportReceivedOn = when;
+            }
+            ghn.packages.push_back({q.text(6), q.text(7), q.text(8), q.text(9), q.text(10), q.text(11), q.text(12)});
+        }
+    });
+    return out;
+}
+
+std::string Deployments::unfinishedNodes(const std::string& sessionId) {
+    std::string names;
+    store_.database().read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT DISTINCT d.node_id, COALESCE(n.name, ''), d.report_status FROM deployments d LEFT JOIN nodes n ON "
+            "n.id = d.node_id WHERE d.session_id = ? AND d.report_status <> 'CLOSED' AND d.call_state <> 'ABANDONED'");
+        q.bind(1, sessionId);
+        while (q.step()) {
+            std::string name = q.text(1).empty() ? q.text(0) : q.text(1) + " (" + q.text(0) + ")";
+            names += (names.empty() ? "" : "; ") + std::string("node ") + name +
+                     (q.text(2).empty() ? " did not report" : " did not close its report");
+        }
+    });
+    return names;
+}
+
+void Deployments::wake() {
+    {
+        std::lock_guard lock(mutex_);
+        woken_ = true;
+    }
+    wake_.notify_all();
+}
+
+std::vector<Deployments::PendingCall> Deployments::dueCalls(int64_t nowMs) {
+    std::vector<PendingCall> calls;
+    store_.database().read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT callback_id, session_id, endpoint, node_id, service_seq, attempts FROM deployments WHERE "
+            "call_state = 'PENDING' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 64");
+        q.bind(1, nowMs);
+        while (q.step()) {
+            calls.push_back({q.text(0), q.text(1), q.text(2), q.text(3), static_cast<int>(q.integer(4)),
+                             static_cast<int>(q.integer(5))});
+        }
+    });
+    return calls;
+}
+
+bool Deployments::sendDeploy(const PendingCall& call, const std::string& managerUrl, std::string& error) {
+    auto session = store_.session(call.sessionId);
+    if (!session) {
+        error = "session vanished";
+        return false;
+    }
+    std::vector<SessionService> services = store_.sessionServices(call.sessionId);
+    auto it = std::find_if(services.begin(), services.end(), [&](const SessionService& s) { return s.seq == call.serviceSeq; });
+    if (it == services.end()) {
+        error = "service vanished";
+        return false;
+    }
+    DeployerBindingProxy proxy;
+    common::ServerOptions limits;
+    limits.ioTimeout = std::chrono::seconds(5);
+    limits.transferTimeout = std::chrono::seconds(15);
+    common::applyXmlLimits(proxy.soap, limits);
+    proxy.soap_endpoint = call.endpoint.c_str();
+    _rm__Deploy request;
+    request.callbackID = call.callbackId;
+    request.targetScope = session->scope;
+    request.callbackEndpoint = managerUrl;
+    for (const auto& dep : it->plan.resolvedDependencies) {
+        auto* p = soap_new_rm__DeployPackage(proxy.soap);
+        p->ServiceClass = dep.serviceClass;
+        p->ServiceName = dep.serviceName;
+        p->ServiceVersion = dep.serviceVersion;
+        p->PackageName = dep.packageName;
+        p->PackageVersion = dep.packageVersion;
+        p->URL = managerUrl + "/repository/" + dep.path;
+        p->SHA256 = dep.sha256;
+        p->dependsOn = splitCommas(dep.dependsOn);
+        request.package.push_back(p);
+    }
+    _rm__DeployResponse response;
+    int rc = proxy.Deploy(&request, response);
+    if (rc != SOAP_OK) {
+        const char* s = soap_fault_string(proxy.soap);
+        error = s ? s : "SOAP error " + std::to_string(rc);
+        proxy.destroy();
+        return false;
+    }
+    bool accepted = response.accepted;
+    proxy.destroy();
+    if (!accepted) error = "the agent did not accept the request";
+    return accepted;
+}
+
+void Deployments::recordAttempt(const PendingCall& call, bool acknowledged, const std::string& error) {
+    int64_t now = common::nowMillis();
+    // Exponential backoff capped at 10 s: an agent that is restarting gets the call soon after.
+    int64_t delay = std::min<int64_t>(10000, 250LL << std::min(call.attempts, 6));
+    store_.database().transaction([&](common::Database::Lock& db) {
+        db.prepare(
+              "UPDATE deployments SET call_state = CASE WHEN ? THEN 'ACKED' ELSE call_state END, attempts = "
+              "attempts + 1, next_attempt_at = ?, last_error = ? WHERE callback_id = ? AND call_state = 'PENDING'")
+            .bind(1, acknowledged ? 1 : 0)
+            .bind(2, now + delay)
+            .bind(3, error)
+            .bind(4, call.callbackId)
+            .run();
+    });
+    if (acknowledged) {
+        Log(logger_, LogLevel::info, "deploy_acknowledged").kv("callback", call.callbackId).kv("node", call.nodeId);
+    } else {
+        Log(logger_, LogLevel::warn, "deploy_not_acknowledged")
+            .kv("callback", call.callbackId)
+            .kv("node", call.nodeId)
+            .kv("attempt", call.attempts + 1)
+            .kv("retry_in_ms", delay)
+            .kv("error", error);
+    }
+}
+
+void Deployments::runDispatcher(std::stop_token stop, const std::function<std::string()>& managerUrl) {
+    while (!stop.stop_requested()) {
+        auto calls = dueCalls(common::nowMillis());
+        for (const auto& call : calls) {
+            if (stop.stop_requested()) return;
+            std::string error;
+            bool ok = sendDeploy(call, managerUrl(), error);
+            recordAttempt(call, ok, error);
+        }
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, stop, std::chrono::milliseconds(calls.empty() ? 500 : 50), [&] { return woken_; });
+        woken_ = false;
+    }
+}
+
+}  // namespace rm::service
