@@ -31,15 +31,21 @@ constexpr const char* kLocalSlot = "local";
 
 common::Settings agentSettings() {
     return common::Settings(
-        "node-agent", "The node agent: Deployer endpoint, package containers and supervision of what runs.",
+        "node-agent",
+        "The node agent: Deployer endpoint, package containers and supervision of what runs.",
         {
-            {"name", "this node's name, [A-Za-z0-9._-] (hollow mode: prefix of NAME-0001...)", {}, true},
-            {"listen", "HOST:PORT to serve SOAP and HTTP on (port 0 picks a free one)", "127.0.0.1:9001"},
+            {"name",
+             "this node's name, [A-Za-z0-9._-] (hollow mode: prefix of NAME-0001...)",
+             {},
+             true},
+            {"listen", "HOST:PORT to serve SOAP and HTTP on (port 0 picks a free one)",
+             "127.0.0.1:9001"},
             {"manager", "URL of the Resource Manager, e.g. http://127.0.0.1:8080", {}, true},
             {"root", "directory for the agent's state and the package containers", {}, true},
             {"labels", "node labels, k=v,k=v", ""},
             {"heartbeat-interval-ms", "heartbeat period (default: what RegisterNode answers)", {}},
-            {"keep-processes-on-exit", "leave services running when the agent stops; adopted on restart", "true"},
+            {"keep-processes-on-exit",
+             "leave services running when the agent stops; adopted on restart", "true"},
             {"max-instances", "capacity announced to the RM: most running instances", "100"},
             {"max-parallel", "operations on distinct packages carried out at once", "4"},
             {"threads", "worker threads serving connections", "4"},
@@ -54,7 +60,8 @@ AgentConfig loadAgentConfig(const common::Settings& s) {
     AgentConfig c;
     c.name = s.get("name");
     if (!deployer::isValidName(c.name)) {
-        throw common::UsageError("--name '" + c.name + "' is not valid: use 1-128 characters of [A-Za-z0-9._-]");
+        throw common::UsageError("--name '" + c.name +
+                                 "' is not valid: use 1-128 characters of [A-Za-z0-9._-]");
     }
     try {
         common::parseListen(s.get("listen"), c.server);
@@ -63,27 +70,32 @@ AgentConfig loadAgentConfig(const common::Settings& s) {
     }
     c.managerUrl = s.get("manager");
     if (!isValidHttpUrl(c.managerUrl)) {
-        throw common::UsageError("--manager '" + c.managerUrl + "' is not an http:// or https:// URL");
+        throw common::UsageError("--manager '" + c.managerUrl +
+                                 "' is not an http:// or https:// URL");
     }
     c.root = s.get("root");
     for (const auto& pair : s.getList("labels")) {
         auto eq = pair.find('=');
         std::string key = pair.substr(0, eq);
         std::string value = eq == std::string::npos ? "" : pair.substr(eq + 1);
-        if (!deployer::isValidName(key) || value.find('=') != std::string::npos || value.size() > 256) {
-            throw common::UsageError("--labels entry '" + pair + "' is not key=value with a key of [A-Za-z0-9._-]");
+        if (!deployer::isValidName(key) || value.find('=') != std::string::npos ||
+            value.size() > 256) {
+            throw common::UsageError("--labels entry '" + pair +
+                                     "' is not key=value with a key of [A-Za-z0-9._-]");
         }
         c.labels.emplace_back(key, value);
     }
     if (s.has("heartbeat-interval-ms")) {
         c.heartbeatInterval = s.getMillis("heartbeat-interval-ms");
-        if (c.heartbeatInterval->count() < 10) throw common::UsageError("--heartbeat-interval-ms must be at least 10");
+        if (c.heartbeatInterval->count() < 10)
+            throw common::UsageError("--heartbeat-interval-ms must be at least 10");
     }
     c.keepProcessesOnExit = s.getBool("keep-processes-on-exit");
     c.maxInstances = static_cast<int>(s.getInt("max-instances"));
     c.maxParallel = static_cast<std::size_t>(std::max<int64_t>(1, s.getInt("max-parallel")));
     c.server.threads = static_cast<int>(s.getInt("threads"));
-    if (c.server.threads < 1 || c.server.threads > 256) throw common::UsageError("--threads must be 1..256");
+    if (c.server.threads < 1 || c.server.threads > 256)
+        throw common::UsageError("--threads must be 1..256");
     c.hollow = static_cast<int>(s.getInt("hollow"));
     if (c.hollow < 0 || c.hollow > 9999) throw common::UsageError("--hollow must be 0..9999");
     c.hollowStep = s.getMillis("hollow-step-ms");
@@ -113,31 +125,37 @@ struct Runtime {
     common::Logger* logger = nullptr;
     ~Runtime() {
         if (!keepProcesses) {
-            Log(*logger, LogLevel::info, "stopping_processes").kv("reason", "--keep-processes-on-exit=false");
+            Log(*logger, LogLevel::info, "stopping_processes")
+                .kv("reason", "--keep-processes-on-exit=false");
             supervisor->stopAll();
         }
-        // Otherwise the Supervisor's destructor detaches: services keep running and are adopted later.
+        // Otherwise the Supervisor's destructor detaches: services keep running and are adopted
+        // later.
     }
 };
 
 std::string stateJson(AgentStore& store, const std::string& slot, const Presence* presence,
                       const std::string& url) {
     std::ostringstream out;
-    out << "{\"node\":" << engine::jsonQuote(slot) << ",\"id\":" << engine::jsonQuote(store.nodeId(slot))
+    out << "{\"node\":" << engine::jsonQuote(slot)
+        << ",\"id\":" << engine::jsonQuote(store.nodeId(slot))
         << ",\"url\":" << engine::jsonQuote(url);
     if (presence) {
         if (auto st = presence->status(slot)) {
-            out << ",\"registered\":" << (st->registered ? "true" : "false") << ",\"heartbeats\":" << st->heartbeats
+            out << ",\"registered\":" << (st->registered ? "true" : "false")
+                << ",\"heartbeats\":" << st->heartbeats
                 << ",\"presenceError\":" << engine::jsonQuote(st->lastError);
         }
     }
     int open = 0;
     for (const auto& op : store.openOperations()) open += op.slot == slot ? 1 : 0;
-    out << ",\"openOperations\":" << open << ",\"outbox\":" << store.outboxSize() << ",\"packages\":[";
+    out << ",\"openOperations\":" << open << ",\"outbox\":" << store.outboxSize()
+        << ",\"packages\":[";
     bool first = true;
     for (const auto& d : store.deployed(slot)) {
         out << (first ? "" : ",") << "{\"package\":" << engine::jsonQuote(d.coords.key())
-            << ",\"state\":" << engine::jsonQuote(d.state) << ",\"sha256\":" << engine::jsonQuote(d.sha256) << "}";
+            << ",\"state\":" << engine::jsonQuote(d.state)
+            << ",\"sha256\":" << engine::jsonQuote(d.sha256) << "}";
         first = false;
     }
     out << "]}";
@@ -150,11 +168,15 @@ NodeAgentDaemon::NodeAgentDaemon(AgentConfig config, common::Logger& logger)
     : config_(std::move(config)),
       logger_(logger),
       engine_(config_.engine, [&logger](std::string_view level, std::string_view message) {
-          logger.write(level == "error" ? LogLevel::error : level == "warn" ? LogLevel::warn : LogLevel::info,
+          logger.write(level == "error"  ? LogLevel::error
+                       : level == "warn" ? LogLevel::warn
+                                         : LogLevel::info,
                        message);
       }) {}
 
-NodeAgentDaemon::~NodeAgentDaemon() { stop(); }
+NodeAgentDaemon::~NodeAgentDaemon() {
+    stop();
+}
 
 void NodeAgentDaemon::start() {
     std::filesystem::create_directories(config_.root);
@@ -168,243 +190,283 @@ void NodeAgentDaemon::start() {
     engine_.start();
 }
 
-void NodeAgentDaemon::stop() { engine_.stop(); }
+void NodeAgentDaemon::stop() {
+    engine_.stop();
+}
 
 void NodeAgentDaemon::installStore() {
-    engine_.install("store", {
-                                 {},
-                                 [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
-                                     auto store = std::make_shared<AgentStore>(config_.root);
-                                     Log(logger_, LogLevel::info, "store_opened")
-                                         .kv("file", store->file().string())
-                                         .kv("outbox", store->outboxSize())
-                                         .kv("open_operations", store->openOperations().size());
-                                     return std::make_unique<engine::ValueWorker<AgentStore>>(store);
-                                 },
-                                 engine::ValueWorker<AgentStore>::output,
-                             });
+    engine_.install("store",
+                    {
+                        {},
+                        [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
+                            auto store = std::make_shared<AgentStore>(config_.root);
+                            Log(logger_, LogLevel::info, "store_opened")
+                                .kv("file", store->file().string())
+                                .kv("outbox", store->outboxSize())
+                                .kv("open_operations", store->openOperations().size());
+                            return std::make_unique<engine::ValueWorker<AgentStore>>(store);
+                        },
+                        engine::ValueWorker<AgentStore>::output,
+                    });
 }
 
 void NodeAgentDaemon::installOutbox() {
-    engine_.install("outbox", {
-                                  {"store"},
-                                  [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-                                      auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-                                      auto transport = std::make_shared<SoapReportTransport>();
-                                      auto sender = std::make_shared<OutboxSender>(*store, *transport, logger_);
-                                      return std::make_unique<engine::ServiceWorker<OutboxSender>>(
-                                          sender, [store, transport](OutboxSender& s, std::stop_token stop) {
-                                              s.run(stop);
-                                          });
-                                  },
-                                  {},
+    engine_.install(
+        "outbox", {
+                      {"store"},
+                      [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                          auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                          auto transport = std::make_shared<SoapReportTransport>();
+                          auto sender = std::make_shared<OutboxSender>(*store, *transport, logger_);
+                          return std::make_unique<engine::ServiceWorker<OutboxSender>>(
+                              sender, [store, transport](OutboxSender& s, std::stop_token stop) {
+                                  s.run(stop);
                               });
+                      },
+                      {},
+                  });
 }
 
 void NodeAgentDaemon::installRealNode() {
-    engine_.install("supervisor", {
-        {"store"},
-        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto runtime = std::make_shared<Runtime>();
-            runtime->supervisor = std::make_unique<Supervisor>();
-            runtime->handler = std::make_shared<ContainerPackages>(config_.root, *runtime->supervisor, logger_);
-            runtime->keepProcesses = config_.keepProcessesOnExit;
-            runtime->logger = &logger_;
-            runtime->handler->adoptRunning(store->deployed(kLocalSlot), store->nodeId(kLocalSlot));
-            return std::make_unique<engine::ValueWorker<Runtime>>(runtime);
-        },
-        engine::ValueWorker<Runtime>::output,
-    });
+    engine_.install("supervisor",
+                    {
+                        {"store"},
+                        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                            auto runtime = std::make_shared<Runtime>();
+                            runtime->supervisor = std::make_unique<Supervisor>();
+                            runtime->handler = std::make_shared<ContainerPackages>(
+                                config_.root, *runtime->supervisor, logger_);
+                            runtime->keepProcesses = config_.keepProcessesOnExit;
+                            runtime->logger = &logger_;
+                            runtime->handler->adoptRunning(store->deployed(kLocalSlot),
+                                                           store->nodeId(kLocalSlot));
+                            return std::make_unique<engine::ValueWorker<Runtime>>(runtime);
+                        },
+                        engine::ValueWorker<Runtime>::output,
+                    });
 
-    engine_.install("executor", {
-        {"store", "supervisor"},
-        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
-            auto executor = std::make_shared<DeployExecutor>(
-                *store, std::map<std::string, std::shared_ptr<PackageHandler>>{{"", runtime->handler}}, logger_,
-                ExecutorOptions{config_.maxParallel, std::chrono::milliseconds(2000)});
-            return std::make_unique<engine::ServiceWorker<DeployExecutor>>(
-                executor, [store, runtime](DeployExecutor& e, std::stop_token stop) { e.run(stop); });
-        },
-        {},
-    });
+    engine_.install(
+        "executor",
+        {
+            {"store", "supervisor"},
+            [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
+                auto executor = std::make_shared<DeployExecutor>(
+                    *store,
+                    std::map<std::string, std::shared_ptr<PackageHandler>>{{"", runtime->handler}},
+                    logger_, ExecutorOptions{config_.maxParallel, std::chrono::milliseconds(2000)});
+                return std::make_unique<engine::ServiceWorker<DeployExecutor>>(
+                    executor,
+                    [store, runtime](DeployExecutor& e, std::stop_token stop) { e.run(stop); });
+            },
+            {},
+        });
 
-    engine_.install("api", {
-        {"store", "supervisor"},
-        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
-            auto api = std::make_shared<Api>();
-            api->store = store;
-            api->handler = runtime->handler;
-            auto context = std::make_shared<DeployerContext>(
-                DeployerContext{*store, kLocalSlot, *runtime->handler, logger_, 1000});
-            common::ServerOptions options = config_.server;
-            if (!boundPorts_.empty()) options.port = boundPorts_[0];
-            auto url = std::make_shared<std::string>();
-            common::HttpRouter router;
-            router.exact("/healthz", [](const common::HttpRequest&) { return common::HttpResponse::text(200, "ok\n"); });
-            router.exact("/engine", [this](const common::HttpRequest&) {
-                common::HttpResponse r = common::HttpResponse::text(200, engine_.reportJson());
-                r.contentType = "application/json";
-                return r;
-            });
-            AgentStore* rawStore = store.get();
-            router.exact("/state", [rawStore, url](const common::HttpRequest&) {
-                common::HttpResponse r = common::HttpResponse::text(200, stateJson(*rawStore, kLocalSlot, nullptr, *url));
-                r.contentType = "application/json";
-                return r;
-            });
-            auto server = std::make_unique<common::SoapServer>(
-                options,
-                std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(std::make_unique<DeployerEndpoint>(context)),
-                std::move(router), logger_);
-            server->start();
-            *url = server->url();
-            api->urls[kLocalSlot] = *url;
-            boundPorts_ = {server->port()};
-            api->servers.push_back(std::move(server));
-            if (!announced_) {
-                common::announceUrl(*url);
-                announced_ = true;
-            }
-            return std::make_unique<engine::ValueWorker<Api>>(api);
-        },
-        engine::ValueWorker<Api>::output,
-    });
+    engine_.install(
+        "api", {
+                   {"store", "supervisor"},
+                   [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                       auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                       auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
+                       auto api = std::make_shared<Api>();
+                       api->store = store;
+                       api->handler = runtime->handler;
+                       auto context = std::make_shared<DeployerContext>(
+                           DeployerContext{*store, kLocalSlot, *runtime->handler, logger_, 1000});
+                       common::ServerOptions options = config_.server;
+                       if (!boundPorts_.empty()) options.port = boundPorts_[0];
+                       auto url = std::make_shared<std::string>();
+                       common::HttpRouter router;
+                       router.exact("/healthz", [](const common::HttpRequest&) {
+                           return common::HttpResponse::text(200, "ok\n");
+                       });
+                       router.exact("/engine", [this](const common::HttpRequest&) {
+                           common::HttpResponse r =
+                               common::HttpResponse::text(200, engine_.reportJson());
+                           r.contentType = "application/json";
+                           return r;
+                       });
+                       AgentStore* rawStore = store.get();
+                       router.exact("/state", [rawStore, url](const common::HttpRequest&) {
+                           common::HttpResponse r = common::HttpResponse::text(
+                               200, stateJson(*rawStore, kLocalSlot, nullptr, *url));
+                           r.contentType = "application/json";
+                           return r;
+                       });
+                       auto server = std::make_unique<common::SoapServer>(
+                           options,
+                           std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(
+                               std::make_unique<DeployerEndpoint>(context)),
+                           std::move(router), logger_);
+                       server->start();
+                       *url = server->url();
+                       api->urls[kLocalSlot] = *url;
+                       boundPorts_ = {server->port()};
+                       api->servers.push_back(std::move(server));
+                       if (!announced_) {
+                           common::announceUrl(*url);
+                           announced_ = true;
+                       }
+                       return std::make_unique<engine::ValueWorker<Api>>(api);
+                   },
+                   engine::ValueWorker<Api>::output,
+               });
 
-    engine_.install("presence", {
-        {"store", "api"},
-        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto api = ctx.get<std::shared_ptr<Api>>("api");
-            NodeIdentity me{kLocalSlot, store->nodeId(kLocalSlot), config_.name, api->urls.at(kLocalSlot),
-                            config_.labels};
-            auto root = config_.root.string();
-            int maxInstances = config_.maxInstances;
-            auto presence = std::make_shared<Presence>(
-                std::vector<NodeIdentity>{me},
-                [root, maxInstances](const std::string&) {
-                    return NodeCapacity{static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
-                                        memoryMB(), diskFreeMB(root), maxInstances};
-                },
-                [store, root](const std::string& slot) {
-                    auto deployed = store->deployed(slot);
-                    int running = static_cast<int>(std::count_if(deployed.begin(), deployed.end(), [](const auto& d) {
-                        return d.state == state::kRunning;
-                    }));
-                    return NodeSummary{static_cast<int>(deployed.size()), running, diskFreeMB(root), loadAverage()};
-                },
-                logger_, PresenceOptions{config_.managerUrl, config_.heartbeatInterval, std::chrono::milliseconds(500),
-                                         std::chrono::milliseconds(10000), std::chrono::seconds(10)});
-            return std::make_unique<engine::ServiceWorker<Presence>>(
-                presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
-        },
-        {},
-    });
+    engine_.install(
+        "presence",
+        {
+            {"store", "api"},
+            [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                auto api = ctx.get<std::shared_ptr<Api>>("api");
+                NodeIdentity me{kLocalSlot, store->nodeId(kLocalSlot), config_.name,
+                                api->urls.at(kLocalSlot), config_.labels};
+                auto root = config_.root.string();
+                int maxInstances = config_.maxInstances;
+                auto presence = std::make_shared<Presence>(
+                    std::vector<NodeIdentity>{me},
+                    [root, maxInstances](const std::string&) {
+                        return NodeCapacity{
+                            static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+                            memoryMB(), diskFreeMB(root), maxInstances};
+                    },
+                    [store, root](const std::string& slot) {
+                        auto deployed = store->deployed(slot);
+                        int running = static_cast<int>(std::count_if(
+                            deployed.begin(), deployed.end(),
+                            [](const auto& d) { return d.state == state::kRunning; }));
+                        return NodeSummary{static_cast<int>(deployed.size()), running,
+                                           diskFreeMB(root), loadAverage()};
+                    },
+                    logger_,
+                    PresenceOptions{config_.managerUrl, config_.heartbeatInterval,
+                                    std::chrono::milliseconds(500),
+                                    std::chrono::milliseconds(10000), std::chrono::seconds(10)});
+                return std::make_unique<engine::ServiceWorker<Presence>>(
+                    presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
+            },
+            {},
+        });
 }
 
 void NodeAgentDaemon::installHollowNodes() {
     auto handler = std::make_shared<SimulatedPackages>(config_.hollowStep);
 
-    engine_.install("executor", {
-        {"store"},
-        [this, handler](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            // Simulated steps only sleep, so many can run at once on few cores.
-            std::size_t parallel = std::clamp<std::size_t>(static_cast<std::size_t>(config_.hollow), config_.maxParallel, 64);
-            auto executor = std::make_shared<DeployExecutor>(
-                *store, std::map<std::string, std::shared_ptr<PackageHandler>>{{"", handler}}, logger_,
-                ExecutorOptions{parallel, std::chrono::milliseconds(2000)});
-            return std::make_unique<engine::ServiceWorker<DeployExecutor>>(
-                executor, [store](DeployExecutor& e, std::stop_token stop) { e.run(stop); });
-        },
-        {},
-    });
+    engine_.install(
+        "executor",
+        {
+            {"store"},
+            [this, handler](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                // Simulated steps only sleep, so many can run at once on few cores.
+                std::size_t parallel = std::clamp<std::size_t>(
+                    static_cast<std::size_t>(config_.hollow), config_.maxParallel, 64);
+                auto executor = std::make_shared<DeployExecutor>(
+                    *store, std::map<std::string, std::shared_ptr<PackageHandler>>{{"", handler}},
+                    logger_, ExecutorOptions{parallel, std::chrono::milliseconds(2000)});
+                return std::make_unique<engine::ServiceWorker<DeployExecutor>>(
+                    executor, [store](DeployExecutor& e, std::stop_token stop) { e.run(stop); });
+            },
+            {},
+        });
 
-    engine_.install("api", {
-        {"store"},
-        [this, handler](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto api = std::make_shared<Api>();
-            api->store = store;
-            api->handler = handler;
-            std::vector<int> ports;
-            for (int i = 0; i < config_.hollow; ++i) {
-                std::string slot = hollowNodeName(config_.name, i);
-                auto context = std::make_shared<DeployerContext>(DeployerContext{*store, slot, *handler, logger_, 1000});
-                common::ServerOptions options = config_.server;
-                options.threads = 2;  // hundreds of nodes in one process: keep each one cheap
-                if (static_cast<size_t>(i) < boundPorts_.size()) {
-                    options.port = boundPorts_[static_cast<size_t>(i)];
-                } else if (options.port != 0) {
-                    options.port = config_.server.port + i;
+    engine_.install(
+        "api",
+        {
+            {"store"},
+            [this, handler](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                auto api = std::make_shared<Api>();
+                api->store = store;
+                api->handler = handler;
+                std::vector<int> ports;
+                for (int i = 0; i < config_.hollow; ++i) {
+                    std::string slot = hollowNodeName(config_.name, i);
+                    auto context = std::make_shared<DeployerContext>(
+                        DeployerContext{*store, slot, *handler, logger_, 1000});
+                    common::ServerOptions options = config_.server;
+                    options.threads = 2;  // hundreds of nodes in one process: keep each one cheap
+                    if (static_cast<size_t>(i) < boundPorts_.size()) {
+                        options.port = boundPorts_[static_cast<size_t>(i)];
+                    } else if (options.port != 0) {
+                        options.port = config_.server.port + i;
+                    }
+                    auto url = std::make_shared<std::string>();
+                    common::HttpRouter router;
+                    router.exact("/healthz", [](const common::HttpRequest&) {
+                        return common::HttpResponse::text(200, "ok\n");
+                    });
+                    router.exact("/engine", [this](const common::HttpRequest&) {
+                        common::HttpResponse r =
+                            common::HttpResponse::text(200, engine_.reportJson());
+                        r.contentType = "application/json";
+                        return r;
+                    });
+                    AgentStore* rawStore = store.get();
+                    router.exact("/state", [rawStore, slot, url](const common::HttpRequest&) {
+                        common::HttpResponse r = common::HttpResponse::text(
+                            200, stateJson(*rawStore, slot, nullptr, *url));
+                        r.contentType = "application/json";
+                        return r;
+                    });
+                    auto server = std::make_unique<common::SoapServer>(
+                        options,
+                        std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(
+                            std::make_unique<DeployerEndpoint>(context)),
+                        std::move(router), logger_);
+                    server->start();
+                    *url = server->url();
+                    api->urls[slot] = *url;
+                    ports.push_back(server->port());
+                    api->servers.push_back(std::move(server));
                 }
-                auto url = std::make_shared<std::string>();
-                common::HttpRouter router;
-                router.exact("/healthz",
-                             [](const common::HttpRequest&) { return common::HttpResponse::text(200, "ok\n"); });
-                router.exact("/engine", [this](const common::HttpRequest&) {
-                    common::HttpResponse r = common::HttpResponse::text(200, engine_.reportJson());
-                    r.contentType = "application/json";
-                    return r;
-                });
-                AgentStore* rawStore = store.get();
-                router.exact("/state", [rawStore, slot, url](const common::HttpRequest&) {
-                    common::HttpResponse r = common::HttpResponse::text(200, stateJson(*rawStore, slot, nullptr, *url));
-                    r.contentType = "application/json";
-                    return r;
-                });
-                auto server = std::make_unique<common::SoapServer>(
-                    options,
-                    std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(
-                        std::make_unique<DeployerEndpoint>(context)),
-                    std::move(router), logger_);
-                server->start();
-                *url = server->url();
-                api->urls[slot] = *url;
-                ports.push_back(server->port());
-                api->servers.push_back(std::move(server));
-            }
-            boundPorts_ = ports;
-            if (!announced_) {
-                for (int i = 0; i < config_.hollow; ++i) common::announceUrl(api->urls.at(hollowNodeName(config_.name, i)));
-                announced_ = true;
-            }
-            return std::make_unique<engine::ValueWorker<Api>>(api);
-        },
-        engine::ValueWorker<Api>::output,
-    });
+                boundPorts_ = ports;
+                if (!announced_) {
+                    for (int i = 0; i < config_.hollow; ++i)
+                        common::announceUrl(api->urls.at(hollowNodeName(config_.name, i)));
+                    announced_ = true;
+                }
+                return std::make_unique<engine::ValueWorker<Api>>(api);
+            },
+            engine::ValueWorker<Api>::output,
+        });
 
-    engine_.install("presence", {
-        {"store", "api"},
-        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-            auto api = ctx.get<std::shared_ptr<Api>>("api");
-            std::vector<NodeIdentity> nodes;
-            for (int i = 0; i < config_.hollow; ++i) {
-                std::string slot = hollowNodeName(config_.name, i);
-                auto labels = config_.labels;
-                labels.emplace_back("hollow", "true");
-                nodes.push_back(NodeIdentity{slot, store->nodeId(slot), slot, api->urls.at(slot), labels});
-            }
-            int maxInstances = config_.maxInstances;
-            auto presence = std::make_shared<Presence>(
-                std::move(nodes),
-                [maxInstances](const std::string&) { return NodeCapacity{4, 8192, 100000, maxInstances}; },
-                [store](const std::string& slot) {
-                    auto deployed = store->deployed(slot);
-                    return NodeSummary{static_cast<int>(deployed.size()), 0, 100000, 0.0};
-                },
-                logger_, PresenceOptions{config_.managerUrl, config_.heartbeatInterval, std::chrono::milliseconds(500),
-                                         std::chrono::milliseconds(10000), std::chrono::seconds(10)});
-            return std::make_unique<engine::ServiceWorker<Presence>>(
-                presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
-        },
-        {},
-    });
+    engine_.install(
+        "presence",
+        {
+            {"store", "api"},
+            [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                auto api = ctx.get<std::shared_ptr<Api>>("api");
+                std::vector<NodeIdentity> nodes;
+                for (int i = 0; i < config_.hollow; ++i) {
+                    std::string slot = hollowNodeName(config_.name, i);
+                    auto labels = config_.labels;
+                    labels.emplace_back("hollow", "true");
+                    nodes.push_back(
+                        NodeIdentity{slot, store->nodeId(slot), slot, api->urls.at(slot), labels});
+                }
+                int maxInstances = config_.maxInstances;
+                auto presence = std::make_shared<Presence>(
+                    std::move(nodes),
+                    [maxInstances](const std::string&) {
+                        return NodeCapacity{4, 8192, 100000, maxInstances};
+                    },
+                    [store](const std::string& slot) {
+                        auto deployed = store->deployed(slot);
+                        return NodeSummary{static_cast<int>(deployed.size()), 0, 100000, 0.0};
+                    },
+                    logger_,
+                    PresenceOptions{config_.managerUrl, config_.heartbeatInterval,
+                                    std::chrono::milliseconds(500),
+                                    std::chrono::milliseconds(10000), std::chrono::seconds(10)});
+                return std::make_unique<engine::ServiceWorker<Presence>>(
+                    presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
+            },
+            {},
+        });
 }
 
 }  // namespace rm::agent

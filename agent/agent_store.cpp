@@ -21,7 +21,8 @@ std::uint64_t Doorbell::count() const {
     return count_;
 }
 
-void Doorbell::waitFor(std::uint64_t seen, std::chrono::milliseconds timeout, std::stop_token stop) {
+void Doorbell::waitFor(std::uint64_t seen, std::chrono::milliseconds timeout,
+                       std::stop_token stop) {
     std::unique_lock lock(mutex_);
     changed_.wait_for(lock, stop, timeout, [&] { return count_ != seen; });
 }
@@ -179,13 +180,16 @@ std::string AgentStore::nodeId(const std::string& slot) {
     return id;
 }
 
-void AgentStore::insertPackages(Database::Lock& db, const std::string& slot, const std::string& callbackId,
+void AgentStore::insertPackages(Database::Lock& db, const std::string& slot,
+                                const std::string& callbackId,
                                 const std::vector<PackageRequest>& packages) {
     int position = 0;
     for (const auto& p : packages) {
         db.prepare(
-              "INSERT INTO operation_packages (slot, callback_id, position, service_class, service_name, "
-              "service_version, package_name, package_version, url, sha256, depends_on, state, message, "
+              "INSERT INTO operation_packages (slot, callback_id, position, service_class, "
+              "service_name, "
+              "service_version, package_name, package_version, url, sha256, depends_on, state, "
+              "message, "
               "final, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'WAITING', '', 0, ?)")
             .bind(1, slot)
             .bind(2, callbackId)
@@ -203,14 +207,16 @@ void AgentStore::insertPackages(Database::Lock& db, const std::string& slot, con
     }
 }
 
-void AgentStore::appendReport(Database::Lock& db, const std::string& slot, const std::string& callbackId,
-                              const char* status) {
-    db.prepare("UPDATE operations SET report_seq = report_seq + 1 WHERE slot = ? AND callback_id = ?")
+void AgentStore::appendReport(Database::Lock& db, const std::string& slot,
+                              const std::string& callbackId, const char* status) {
+    db.prepare(
+          "UPDATE operations SET report_seq = report_seq + 1 WHERE slot = ? AND callback_id = ?")
         .bind(1, slot)
         .bind(2, callbackId)
         .run();
     db.prepare(
-          "INSERT INTO outbox (slot, callback_id, report_seq, status, created_ms) SELECT slot, callback_id, "
+          "INSERT INTO outbox (slot, callback_id, report_seq, status, created_ms) SELECT slot, "
+          "callback_id, "
           "report_seq, ?, ? FROM operations WHERE slot = ? AND callback_id = ?")
         .bind(1, status)
         .bind(2, common::nowMillis())
@@ -228,15 +234,18 @@ bool AgentStore::journal(const NewOperation& op) {
             std::string kind = q.text(0);
             if (kind != toString(op.kind)) {
                 throw JournalConflict("callbackID '" + op.callbackId + "' already names a " + kind +
-                                      " on this node; use a new callbackID for a " + toString(op.kind));
+                                      " on this node; use a new callbackID for a " +
+                                      toString(op.kind));
             }
             return;
         }
         // An empty operation is final from the start: it closes in the same transaction.
         bool empty = op.packages.empty() && !op.wholeScope;
         db.prepare(
-              "INSERT INTO operations (slot, callback_id, kind, scope, callback_endpoint, clean_state, "
-              "whole_scope, expanded, status, report_seq, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
+              "INSERT INTO operations (slot, callback_id, kind, scope, callback_endpoint, "
+              "clean_state, "
+              "whole_scope, expanded, status, report_seq, received_ms) VALUES (?, ?, ?, ?, ?, ?, "
+              "?, ?, ?, 0, ?)")
             .bind(1, op.slot)
             .bind(2, op.callbackId)
             .bind(3, toString(op.kind))
@@ -263,8 +272,10 @@ std::vector<OperationPackage> AgentStore::packagesOf(Database::Lock& db, const s
                                                      const std::string& callbackId) {
     std::vector<OperationPackage> out;
     auto& q = db.prepare(
-        "SELECT position, service_class, service_name, service_version, package_name, package_version, url, "
-        "sha256, depends_on, state, message, final FROM operation_packages WHERE slot = ? AND callback_id = ? "
+        "SELECT position, service_class, service_name, service_version, package_name, "
+        "package_version, url, "
+        "sha256, depends_on, state, message, final FROM operation_packages WHERE slot = ? AND "
+        "callback_id = ? "
         "ORDER BY position");
     q.bind(1, slot).bind(2, callbackId);
     while (q.step()) {
@@ -292,7 +303,8 @@ std::vector<Operation> AgentStore::openOperations() {
     return out;
 }
 
-std::optional<Operation> AgentStore::operation(const std::string& slot, const std::string& callbackId) {
+std::optional<Operation> AgentStore::operation(const std::string& slot,
+                                               const std::string& callbackId) {
     std::optional<Operation> out;
     db_.read([&](Database::Lock& db) {
         auto& q = db.prepare(std::string(kOperationColumns) + "WHERE slot = ? AND callback_id = ?");
@@ -312,7 +324,9 @@ void AgentStore::expand(const std::string& slot, const std::string& callbackId,
         if (!q.step() || q.integer(0) != 0) return;
         insertPackages(db, slot, callbackId, packages);
         bool empty = packages.empty();
-        db.prepare("UPDATE operations SET expanded = 1, status = ?, closed_ms = ? WHERE slot = ? AND callback_id = ?")
+        db.prepare(
+              "UPDATE operations SET expanded = 1, status = ?, closed_ms = ? WHERE slot = ? AND "
+              "callback_id = ?")
             .bind(1, empty ? "CLOSED" : "OPEN")
             .bind(2, common::nowMillis())
             .bind(3, slot)
@@ -327,7 +341,8 @@ void AgentStore::record(const std::string& slot, const std::string& callbackId, 
                         const StateChange& change) {
     db_.transaction([&](Database::Lock& db) {
         db.prepare(
-              "UPDATE operation_packages SET state = ?, message = ?, final = ?, updated_ms = ? WHERE slot = ? "
+              "UPDATE operation_packages SET state = ?, message = ?, final = ?, updated_ms = ? "
+              "WHERE slot = ? "
               "AND callback_id = ? AND position = ?")
             .bind(1, change.state)
             .bind(2, change.message)
@@ -338,16 +353,23 @@ void AgentStore::record(const std::string& slot, const std::string& callbackId, 
             .bind(7, position)
             .run();
         if (db.changes() != 1) {
-            throw common::StorageError("no package " + std::to_string(position) + " in operation " + callbackId);
+            throw common::StorageError("no package " + std::to_string(position) + " in operation " +
+                                       callbackId);
         }
         if (const auto& d = change.upsertDeployed) {
             db.prepare(
-                  "INSERT INTO deployed (slot, service_class, service_name, package_name, service_version, "
-                  "package_version, sha256, state, scope, instance_id, callback_id, depends_on, updated_ms) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slot, service_class, service_name, "
-                  "package_name) DO UPDATE SET service_version = excluded.service_version, package_version = "
-                  "excluded.package_version, sha256 = excluded.sha256, state = excluded.state, scope = "
-                  "excluded.scope, instance_id = excluded.instance_id, callback_id = excluded.callback_id, "
+                  "INSERT INTO deployed (slot, service_class, service_name, package_name, "
+                  "service_version, "
+                  "package_version, sha256, state, scope, instance_id, callback_id, depends_on, "
+                  "updated_ms) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slot, "
+                  "service_class, service_name, "
+                  "package_name) DO UPDATE SET service_version = excluded.service_version, "
+                  "package_version = "
+                  "excluded.package_version, sha256 = excluded.sha256, state = excluded.state, "
+                  "scope = "
+                  "excluded.scope, instance_id = excluded.instance_id, callback_id = "
+                  "excluded.callback_id, "
                   "depends_on = excluded.depends_on, updated_ms = excluded.updated_ms")
                 .bind(1, slot)
                 .bind(2, d->coords.serviceClass)
@@ -369,7 +391,8 @@ void AgentStore::record(const std::string& slot, const std::string& callbackId, 
             for (const auto& p : pkg) {
                 if (p.position != position) continue;
                 db.prepare(
-                      "DELETE FROM deployed WHERE slot = ? AND service_class = ? AND service_name = ? AND "
+                      "DELETE FROM deployed WHERE slot = ? AND service_class = ? AND service_name "
+                      "= ? AND "
                       "package_name = ?")
                     .bind(1, slot)
                     .bind(2, p.request.coords.serviceClass)
@@ -379,12 +402,15 @@ void AgentStore::record(const std::string& slot, const std::string& callbackId, 
             }
         }
         auto& open = db.prepare(
-            "SELECT COUNT(*) FROM operation_packages WHERE slot = ? AND callback_id = ? AND final = 0");
+            "SELECT COUNT(*) FROM operation_packages WHERE slot = ? AND callback_id = ? AND final "
+            "= 0");
         open.bind(1, slot).bind(2, callbackId);
         open.step();
         bool done = open.integer(0) == 0;
         if (done) {
-            db.prepare("UPDATE operations SET status = 'CLOSED', closed_ms = ? WHERE slot = ? AND callback_id = ?")
+            db.prepare(
+                  "UPDATE operations SET status = 'CLOSED', closed_ms = ? WHERE slot = ? AND "
+                  "callback_id = ?")
                 .bind(1, common::nowMillis())
                 .bind(2, slot)
                 .bind(3, callbackId)
@@ -409,19 +435,24 @@ std::vector<DeployedPackage> AgentStore::deployed(const std::string& slot) {
 std::vector<DeployedPackage> AgentStore::allDeployed() {
     std::vector<DeployedPackage> out;
     db_.read([&](Database::Lock& db) {
-        auto& q = db.prepare(std::string(kDeployedColumns) + "ORDER BY slot, service_class, service_name, package_name");
+        auto& q = db.prepare(std::string(kDeployedColumns) +
+                             "ORDER BY slot, service_class, service_name, package_name");
         while (q.step()) out.push_back(readDeployed(q));
     });
     return out;
 }
 
-std::optional<DeployedPackage> AgentStore::deployedPackage(const std::string& slot,
-                                                           const deployer::PackageCoordinates& coords) {
+std::optional<DeployedPackage> AgentStore::deployedPackage(
+    const std::string& slot, const deployer::PackageCoordinates& coords) {
     std::optional<DeployedPackage> out;
     db_.read([&](Database::Lock& db) {
-        auto& q = db.prepare(std::string(kDeployedColumns) +
-                             "WHERE slot = ? AND service_class = ? AND service_name = ? AND package_name = ?");
-        q.bind(1, slot).bind(2, coords.serviceClass).bind(3, coords.serviceName).bind(4, coords.packageName);
+        auto& q = db.prepare(
+            std::string(kDeployedColumns) +
+            "WHERE slot = ? AND service_class = ? AND service_name = ? AND package_name = ?");
+        q.bind(1, slot)
+            .bind(2, coords.serviceClass)
+            .bind(3, coords.serviceName)
+            .bind(4, coords.packageName);
         if (q.step()) out = readDeployed(q);
     });
     return out;
@@ -431,19 +462,24 @@ std::vector<PendingCallback> AgentStore::pendingCallbacks() {
     std::vector<PendingCallback> out;
     db_.read([&](Database::Lock& db) {
         auto& q = db.prepare(
-            "SELECT slot, callback_id, MIN(entry), MAX(report_seq), COUNT(*) FROM outbox GROUP BY slot, "
+            "SELECT slot, callback_id, MIN(entry), MAX(report_seq), COUNT(*) FROM outbox GROUP BY "
+            "slot, "
             "callback_id ORDER BY MIN(entry)");
-        while (q.step()) out.push_back({q.text(0), q.text(1), q.integer(2), q.integer(3), q.integer(4)});
+        while (q.step())
+            out.push_back({q.text(0), q.text(1), q.integer(2), q.integer(3), q.integer(4)});
     });
     return out;
 }
 
-std::optional<ReportSnapshot> AgentStore::snapshot(const std::string& slot, const std::string& callbackId) {
+std::optional<ReportSnapshot> AgentStore::snapshot(const std::string& slot,
+                                                   const std::string& callbackId) {
     std::optional<ReportSnapshot> out;
     db_.read([&](Database::Lock& db) {
         auto& q = db.prepare(
-            "SELECT o.report_seq, o.status, p.callback_endpoint, n.node_id FROM outbox o JOIN operations p ON "
-            "p.slot = o.slot AND p.callback_id = o.callback_id LEFT JOIN nodes n ON n.slot = o.slot WHERE o.slot = "
+            "SELECT o.report_seq, o.status, p.callback_endpoint, n.node_id FROM outbox o JOIN "
+            "operations p ON "
+            "p.slot = o.slot AND p.callback_id = o.callback_id LEFT JOIN nodes n ON n.slot = "
+            "o.slot WHERE o.slot = "
             "? AND o.callback_id = ? ORDER BY o.report_seq DESC LIMIT 1");
         q.bind(1, slot).bind(2, callbackId);
         if (!q.step()) return;
@@ -460,7 +496,8 @@ std::optional<ReportSnapshot> AgentStore::snapshot(const std::string& slot, cons
     return out;
 }
 
-void AgentStore::acknowledge(const std::string& slot, const std::string& callbackId, std::int64_t sequence) {
+void AgentStore::acknowledge(const std::string& slot, const std::string& callbackId,
+                             std::int64_t sequence) {
     db_.transaction([&](Database::Lock& db) {
         db.prepare("DELETE FROM outbox WHERE slot = ? AND callback_id = ? AND report_seq <= ?")
             .bind(1, slot)

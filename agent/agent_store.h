@@ -58,8 +58,8 @@ const char* toString(OperationKind kind);
 
 struct PackageRequest {
     deployer::PackageCoordinates coords;
-    std::string url;     // Deploy only
-    std::string sha256;  // Deploy only
+    std::string url;                     // Deploy only
+    std::string sha256;                  // Deploy only
     std::vector<std::string> dependsOn;  // PackageNames within the same request
 };
 

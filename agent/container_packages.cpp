@@ -16,15 +16,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string newInstanceId() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
-
-DeployedPackage rowFor(const PackageTask& task, const char* st, std::string instanceId) {
-    return DeployedPackage{task.slot,       task.package.request.coords, task.package.request.sha256,
-                           st,              task.scope,                   std::move(instanceId),
-                           task.callbackId, task.package.request.dependsOn};
+std::string newInstanceId() {
+    return Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
 }
 
-std::chrono::milliseconds seconds(int s) { return std::chrono::milliseconds(int64_t{s} * 1000); }
+DeployedPackage rowFor(const PackageTask& task, const char* st, std::string instanceId) {
+    return DeployedPackage{task.slot,
+                           task.package.request.coords,
+                           task.package.request.sha256,
+                           st,
+                           task.scope,
+                           std::move(instanceId),
+                           task.callbackId,
+                           task.package.request.dependsOn};
+}
+
+std::chrono::milliseconds seconds(int s) {
+    return std::chrono::milliseconds(int64_t{s} * 1000);
+}
 
 }  // namespace
 
@@ -49,7 +58,8 @@ std::string ContainerPackages::processId(const deployer::PackageCoordinates& c) 
     return c.serviceName + "/" + c.packageName;
 }
 
-Environment ContainerPackages::environment(const deployer::PackageCoordinates& c, const std::string& nodeId,
+Environment ContainerPackages::environment(const deployer::PackageCoordinates& c,
+                                           const std::string& nodeId,
                                            const std::string& scope) const {
     fs::path container = containerOf(c);
     return Environment{
@@ -67,7 +77,8 @@ Environment ContainerPackages::environment(const deployer::PackageCoordinates& c
     };
 }
 
-std::optional<deployer::PackageProfile> ContainerPackages::profileIn(const fs::path& container) const {
+std::optional<deployer::PackageProfile> ContainerPackages::profileIn(
+    const fs::path& container) const {
     fs::path file = container / "profile.xml";
     std::ifstream in(file);
     if (!in) return std::nullopt;
@@ -76,7 +87,8 @@ std::optional<deployer::PackageProfile> ContainerPackages::profileIn(const fs::p
     return deployer::parseProfile(text.str(), file.string());
 }
 
-ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c, const deployer::PackageProfile* profile,
+ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c,
+                                       const deployer::PackageProfile* profile,
                                        const std::string& nodeId, const std::string& scope) const {
     ProcessSpec spec;
     spec.id = processId(c);
@@ -87,7 +99,8 @@ ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c, co
     spec.logFile = logFileOf(c);
     spec.pidFile = pidFileOf(c);
     if (profile && profile->lifecycle.stop) {
-        if (!profile->lifecycle.stop->command.empty()) spec.stopCommand = profile->lifecycle.stop->command;
+        if (!profile->lifecycle.stop->command.empty())
+            spec.stopCommand = profile->lifecycle.stop->command;
         spec.stopTimeout = seconds(profile->lifecycle.stop->timeoutSeconds);
     }
     return spec;
@@ -96,11 +109,13 @@ ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c, co
 void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep& step,
                                 const deployer::PackageCoordinates& c, const std::string& nodeId,
                                 const std::string& scope, std::stop_token stop) {
-    StepRequest request{name, step.command, containerOf(c), environment(c, nodeId, scope), logFileOf(c),
-                        seconds(step.timeoutSeconds)};
+    StepRequest request{name,           step.command,
+                        containerOf(c), environment(c, nodeId, scope),
+                        logFileOf(c),   seconds(step.timeoutSeconds)};
     Log(logger_, LogLevel::info, "step_started").kv("package", processId(c)).kv("step", name);
     StepResult result = steps_.run(request, stop);
-    if (result.outcome == StepResult::Outcome::Cancelled || stop.stop_requested()) throw Interrupted();
+    if (result.outcome == StepResult::Outcome::Cancelled || stop.stop_requested())
+        throw Interrupted();
     Log(logger_, result.succeeded() ? LogLevel::info : LogLevel::warn, "step_finished")
         .kv("package", processId(c))
         .kv("step", name)
@@ -109,9 +124,11 @@ void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep&
     if (!result.succeeded()) throw std::runtime_error(result.message);
 }
 
-void ContainerPackages::fetch(const PackageTask& task, const fs::path& container, std::stop_token stop) {
+void ContainerPackages::fetch(const PackageTask& task, const fs::path& container,
+                              std::stop_token stop) {
     const auto& request = task.package.request;
-    fs::path download = root_ / "downloads" / (task.callbackId + "-" + std::to_string(task.package.position) + ".tar.gz");
+    fs::path download = root_ / "downloads" /
+                        (task.callbackId + "-" + std::to_string(task.package.position) + ".tar.gz");
     struct RemoveOnExit {
         fs::path file;
         ~RemoveOnExit() {
@@ -122,8 +139,17 @@ void ContainerPackages::fetch(const PackageTask& task, const fs::path& container
     downloadFile(request.url, download, options_.download, stop);
     std::string actual = deployer::sha256File(download);
     if (actual != request.sha256) {
-        throw std::runtime_error("checksum mismatch for " + request.url + ": expected SHA-256 " + request.sha256 +
-                                 ", downloaded " + actual + " (the repository changed or the transfer was corrupted)");
+        throw std::runtime_error("checksum mismatch for " + request.url + ": expected SHA-256 " +
+                                 request.sha256 + ", downloaded " + actual +
+                                 " (the repository changed or the transfer was corrupted)");
+    }
+    // Only now that the new archive is here and verified: whatever ran from the container being
+    // replaced must not keep running from it.
+    try {
+        auto old = profileIn(container);
+        supervisor_.stop(specFor(request.coords, old ? &*old : nullptr, task.nodeId, task.scope));
+    } catch (const deployer::ProfileError&) {
+        supervisor_.stop(specFor(request.coords, nullptr, task.nodeId, task.scope));
     }
     if (removeHalfUnpacked(container)) {
         Log(logger_, LogLevel::info, "half_unpacked_removed").kv("container", container.string());
@@ -141,13 +167,11 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
     fs::path container = containerOf(c);
     std::string current = task.package.state;
     std::string instanceId = task.deployed && task.deployed->callbackId == task.callbackId &&
-                                     task.deployed->sha256 == request.sha256 && !task.deployed->instanceId.empty()
+                                     task.deployed->sha256 == request.sha256 &&
+                                     !task.deployed->instanceId.empty()
                                  ? task.deployed->instanceId
                                  : newInstanceId();
     if (current == state::kWaiting || !isCompletelyUnpacked(container, request.sha256)) {
-        // Whatever ran from the container being replaced must not keep running from it.
-        auto old = profileIn(container);
-        supervisor_.stop(specFor(c, old ? &*old : nullptr, task.nodeId, task.scope));
         fetch(task, container, stop);
         progress.reach(StateChange{state::kDeployed, "unpacked into " + container.string(), false,
                                    rowFor(task, state::kDeployed, instanceId), false});
@@ -158,8 +182,8 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
         auto profile = profileIn(container);
         if (!profile) throw std::runtime_error("the package has no profile.xml at its root");
         if (!(profile->coords == c)) {
-            throw std::runtime_error("the archive's profile.xml describes " + profile->coords.key() +
-                                     ", not the requested " + c.key());
+            throw std::runtime_error("the archive's profile.xml describes " +
+                                     profile->coords.key() + ", not the requested " + c.key());
         }
         const auto& lc = profile->lifecycle;
         if (current == state::kDeployed) {
@@ -167,7 +191,8 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
             if (lc.verify) runStep("Verify", *lc.verify, c, task.nodeId, task.scope, stop);
             if (!lc.install && !lc.start && !lc.verify) {
                 row.state = state::kNotVerified;
-                progress.reach(StateChange{state::kNotVerified, "deployed; the package declares no way to verify it",
+                progress.reach(StateChange{state::kNotVerified,
+                                           "deployed; the package declares no way to verify it",
                                            true, row, false});
                 return;
             }
@@ -179,15 +204,20 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
                 progress.reach(StateChange{state::kActivated, done, true, row, false});
                 return;
             }
-            if (lc.install || lc.verify) progress.reach(StateChange{state::kActivated, done, false, row, false});
+            if (lc.install || lc.verify)
+                progress.reach(StateChange{state::kActivated, done, false, row, false});
         }
         ProcessSpec spec = specFor(c, &*profile, task.nodeId, task.scope);
         bool adopted = supervisor_.adopt(spec);
-        Log(logger_, LogLevel::info, "process_started").kv("package", spec.id).kv("adopted", adopted);
-        int readyTimeout = std::max(lc.start->timeoutSeconds, lc.ready ? lc.ready->timeoutSeconds : 0);
+        Log(logger_, LogLevel::info, "process_started")
+            .kv("package", spec.id)
+            .kv("adopted", adopted);
+        int readyTimeout =
+            std::max(lc.start->timeoutSeconds, lc.ready ? lc.ready->timeoutSeconds : 0);
         std::optional<std::string> readyCommand;
         if (lc.ready) readyCommand = lc.ready->command;
-        ReadyResult ready = supervisor_.waitReady(spec.id, readyCommand, seconds(readyTimeout), stop);
+        ReadyResult ready =
+            supervisor_.waitReady(spec.id, readyCommand, seconds(readyTimeout), stop);
         if (stop.stop_requested()) throw Interrupted();  // it keeps running and is adopted again
         if (!ready.ready) {
             supervisor_.stop(spec.id);
@@ -195,9 +225,10 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
         }
         row.state = state::kRunning;
         auto status = supervisor_.status(spec.id);
-        progress.reach(StateChange{state::kRunning,
-                                   "running as pid " + std::to_string(status ? status->pid : 0) + ", ready", true,
-                                   row, false});
+        progress.reach(
+            StateChange{state::kRunning,
+                        "running as pid " + std::to_string(status ? status->pid : 0) + ", ready",
+                        true, row, false});
     } catch (const Interrupted&) {
         throw;
     } catch (const std::exception& e) {
@@ -207,14 +238,17 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
     }
 }
 
-void ContainerPackages::undeploy(const PackageTask& task, Progress& progress, std::stop_token stop) {
+void ContainerPackages::undeploy(const PackageTask& task, Progress& progress,
+                                 std::stop_token stop) {
     const auto& c = task.package.request.coords;
     fs::path container = containerOf(c);
     std::optional<deployer::PackageProfile> profile;
     try {
         profile = profileIn(container);
     } catch (const std::exception& e) {
-        Log(logger_, LogLevel::warn, "profile_unreadable").kv("container", container.string()).kv("error", e.what());
+        Log(logger_, LogLevel::warn, "profile_unreadable")
+            .kv("container", container.string())
+            .kv("error", e.what());
     }
     const std::string nodeId = task.nodeId;
     const std::string scope = task.deployed ? task.deployed->scope : task.scope;
@@ -226,7 +260,8 @@ void ContainerPackages::undeploy(const PackageTask& task, Progress& progress, st
     if (task.cleanState) {
         std::error_code ec;
         fs::remove_all(container, ec);
-        if (ec) throw std::runtime_error("cannot remove " + container.string() + ": " + ec.message());
+        if (ec)
+            throw std::runtime_error("cannot remove " + container.string() + ": " + ec.message());
         removeHalfUnpacked(container);
         message += "; container removed";
     } else {
@@ -246,15 +281,18 @@ std::optional<InstanceStatus> ContainerPackages::instance(const DeployedPackage&
     if (d.state != state::kRunning) return std::nullopt;
     if (auto status = supervisor_.status(processId(d.coords))) {
         if (status->running) return InstanceStatus{status->pid, "running"};
-        return InstanceStatus{0, status->lastError.empty() ? "restarting" : "failing: " + status->lastError};
+        return InstanceStatus{
+            0, status->lastError.empty() ? "restarting" : "failing: " + status->lastError};
     }
-    if (auto record = readPidFile(pidFileOf(d.coords)); record && recordsLiveProcess(*record, processId(d.coords))) {
+    if (auto record = readPidFile(pidFileOf(d.coords));
+        record && recordsLiveProcess(*record, processId(d.coords))) {
         return InstanceStatus{record->pid, "running (not supervised)"};
     }
     return InstanceStatus{0, "stopped"};
 }
 
-void ContainerPackages::adoptRunning(const std::vector<DeployedPackage>& deployed, const std::string& nodeId) {
+void ContainerPackages::adoptRunning(const std::vector<DeployedPackage>& deployed,
+                                     const std::string& nodeId) {
     for (const auto& d : deployed) {
         if (d.state != state::kRunning) continue;
         try {
@@ -269,7 +307,9 @@ void ContainerPackages::adoptRunning(const std::vector<DeployedPackage>& deploye
             Log(logger_, LogLevel::info, adopted ? "process_adopted" : "process_restarted")
                 .kv("package", processId(d.coords));
         } catch (const std::exception& e) {
-            Log(logger_, LogLevel::error, "adopt_failed").kv("package", processId(d.coords)).kv("error", e.what());
+            Log(logger_, LogLevel::error, "adopt_failed")
+                .kv("package", processId(d.coords))
+                .kv("error", e.what());
         }
     }
 }

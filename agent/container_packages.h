@@ -43,13 +43,17 @@ class ContainerPackages final : public PackageHandler {
     std::filesystem::path logFileOf(const deployer::PackageCoordinates& coords) const;
 
   private:
-    void fetch(const PackageTask& task, const std::filesystem::path& container, std::stop_token stop);
-    void activate(const PackageTask& task, Progress& progress, DeployedPackage row, std::stop_token stop);
-    void runStep(const char* name, const deployer::LifecycleStep& step, const deployer::PackageCoordinates& coords,
-                 const std::string& nodeId, const std::string& scope, std::stop_token stop);
+    void fetch(const PackageTask& task, const std::filesystem::path& container,
+               std::stop_token stop);
+    void activate(const PackageTask& task, Progress& progress, DeployedPackage row,
+                  std::stop_token stop);
+    void runStep(const char* name, const deployer::LifecycleStep& step,
+                 const deployer::PackageCoordinates& coords, const std::string& nodeId,
+                 const std::string& scope, std::stop_token stop);
     std::optional<deployer::PackageProfile> profileIn(const std::filesystem::path& container) const;
-    ProcessSpec specFor(const deployer::PackageCoordinates& coords, const deployer::PackageProfile* profile,
-                        const std::string& nodeId, const std::string& scope) const;
+    ProcessSpec specFor(const deployer::PackageCoordinates& coords,
+                        const deployer::PackageProfile* profile, const std::string& nodeId,
+                        const std::string& scope) const;
     Environment environment(const deployer::PackageCoordinates& coords, const std::string& nodeId,
                             const std::string& scope) const;
     static std::string processId(const deployer::PackageCoordinates& coords);

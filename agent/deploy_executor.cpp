@@ -10,18 +10,22 @@ using common::LogLevel;
 
 namespace {
 
-std::string describe(const deployer::PackageCoordinates& c) { return c.packageName + " " + c.packageVersion; }
+std::string describe(const deployer::PackageCoordinates& c) {
+    return c.packageName + " " + c.packageVersion;
+}
 
 // Records the states of one package of one operation.
 class RecordingProgress final : public Progress {
   public:
-    RecordingProgress(AgentStore& store, common::Logger& logger, const Operation& op, const OperationPackage& pkg)
+    RecordingProgress(AgentStore& store, common::Logger& logger, const Operation& op,
+                      const OperationPackage& pkg)
         : store_(store), logger_(logger), op_(op), pkg_(pkg) {}
 
     void reach(const StateChange& change) override {
         store_.record(op_.slot, op_.callbackId, pkg_.position, change);
         reached_ = change.final;
-        Log(logger_, change.state == state::kFailed ? LogLevel::warn : LogLevel::info, "package_state")
+        Log(logger_, change.state == state::kFailed ? LogLevel::warn : LogLevel::info,
+            "package_state")
             .kv("node", op_.slot)
             .kv("callback", op_.callbackId)
             .kv("operation", toString(op_.kind))
@@ -56,7 +60,8 @@ struct DeployExecutor::Running {
     std::jthread thread;  // last: started after the fields it uses
 };
 
-DeployExecutor::DeployExecutor(AgentStore& store, std::map<std::string, std::shared_ptr<PackageHandler>> handlers,
+DeployExecutor::DeployExecutor(AgentStore& store,
+                               std::map<std::string, std::shared_ptr<PackageHandler>> handlers,
                                common::Logger& logger, ExecutorOptions options)
     : store_(store), handlers_(std::move(handlers)), logger_(logger), options_(options) {}
 
@@ -203,20 +208,25 @@ void DeployExecutor::execute(const Operation& initial, std::stop_token stop) {
             return;
         }
     }
-    Log(logger_, LogLevel::info, "operation_finished").kv("node", initial.slot).kv("callback", initial.callbackId);
+    Log(logger_, LogLevel::info, "operation_finished")
+        .kv("node", initial.slot)
+        .kv("callback", initial.callbackId);
 }
 
-void DeployExecutor::deployPackage(const Operation& op, const OperationPackage& pkg, const std::string& nodeId,
-                                   PackageHandler& handler, std::stop_token stop) {
+void DeployExecutor::deployPackage(const Operation& op, const OperationPackage& pkg,
+                                   const std::string& nodeId, PackageHandler& handler,
+                                   std::stop_token stop) {
     RecordingProgress progress(store_, logger_, op, pkg);
     const auto& coords = pkg.request.coords;
     if (pkg.state == state::kWaiting) {
         for (const auto& dep : pkg.request.dependsOn) {
             for (const auto& other : op.packages) {
-                if (other.request.coords.packageName != dep || other.position == pkg.position) continue;
+                if (other.request.coords.packageName != dep || other.position == pkg.position)
+                    continue;
                 if (other.state == state::kFailed || other.state == state::kSkipped) {
-                    progress.reach(finalState(state::kSkipped,
-                                              "not deployed: it depends on " + dep + ", which is " + other.state));
+                    progress.reach(finalState(
+                        state::kSkipped,
+                        "not deployed: it depends on " + dep + ", which is " + other.state));
                     return;
                 }
             }
@@ -224,9 +234,11 @@ void DeployExecutor::deployPackage(const Operation& op, const OperationPackage& 
     }
     auto deployed = store_.deployedPackage(op.slot, coords);
     if (pkg.state == state::kWaiting && deployed && deployed->coords == coords &&
-        deployed->sha256 == pkg.request.sha256 && healthyState(deployed->state) && handler.healthy(*deployed)) {
-        progress.reach(finalState(state::kAlreadyDeployed, describe(coords) + " with the same SHA-256 is already " +
-                                                                deployed->state + " on this node"));
+        deployed->sha256 == pkg.request.sha256 && healthyState(deployed->state) &&
+        handler.healthy(*deployed)) {
+        progress.reach(finalState(state::kAlreadyDeployed,
+                                  describe(coords) + " with the same SHA-256 is already " +
+                                      deployed->state + " on this node"));
         return;
     }
     PackageTask task{op.slot, nodeId, op.callbackId, op.scope, op.cleanState, pkg, deployed};
@@ -241,19 +253,23 @@ void DeployExecutor::deployPackage(const Operation& op, const OperationPackage& 
     }
     if (!progress.reachedFinal()) {
         if (stop.stop_requested()) throw Interrupted();
-        progress.reach(finalState(state::kFailed, "the deployment of " + describe(coords) +
-                                                      " ended without a final state (agent bug; see the agent log)"));
+        progress.reach(finalState(
+            state::kFailed, "the deployment of " + describe(coords) +
+                                " ended without a final state (agent bug; see the agent log)"));
     }
 }
 
-void DeployExecutor::undeployPackage(const Operation& op, const OperationPackage& pkg, const std::string& nodeId,
-                                     PackageHandler& handler, std::stop_token stop) {
+void DeployExecutor::undeployPackage(const Operation& op, const OperationPackage& pkg,
+                                     const std::string& nodeId, PackageHandler& handler,
+                                     std::stop_token stop) {
     RecordingProgress progress(store_, logger_, op, pkg);
     const auto& coords = pkg.request.coords;
     auto deployed = store_.deployedPackage(op.slot, coords);
     if (!deployed) {
-        progress.reach(StateChange{state::kUndeployed, describe(coords) + " was not deployed on this node; nothing to remove",
-                                   true, std::nullopt, false});
+        progress.reach(
+            StateChange{state::kUndeployed,
+                        describe(coords) + " was not deployed on this node; nothing to remove",
+                        true, std::nullopt, false});
         return;
     }
     std::set<std::string> inRequest;
@@ -261,13 +277,15 @@ void DeployExecutor::undeployPackage(const Operation& op, const OperationPackage
     std::vector<std::string> neededBy;
     for (const auto& d : store_.deployed(op.slot)) {
         if (inRequest.contains(d.coords.packageKey())) continue;
-        if (std::find(d.dependsOn.begin(), d.dependsOn.end(), coords.packageName) != d.dependsOn.end()) {
+        if (std::find(d.dependsOn.begin(), d.dependsOn.end(), coords.packageName) !=
+            d.dependsOn.end()) {
             neededBy.push_back(d.coords.packageName);
         }
     }
     if (!neededBy.empty()) {
-        progress.reach(finalState(state::kNotUndeployable,
-                                  coords.packageName + " is still needed by " + joinNames(neededBy) + " on this node"));
+        progress.reach(finalState(
+            state::kNotUndeployable,
+            coords.packageName + " is still needed by " + joinNames(neededBy) + " on this node"));
         return;
     }
     PackageTask task{op.slot, nodeId, op.callbackId, op.scope, op.cleanState, pkg, deployed};
@@ -282,7 +300,8 @@ void DeployExecutor::undeployPackage(const Operation& op, const OperationPackage
     }
     if (!progress.reachedFinal()) {
         if (stop.stop_requested()) throw Interrupted();
-        progress.reach(finalState(state::kFailed, "the removal of " + describe(coords) + " ended without a final state"));
+        progress.reach(finalState(
+            state::kFailed, "the removal of " + describe(coords) + " ended without a final state"));
     }
 }
 

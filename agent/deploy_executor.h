@@ -35,8 +35,8 @@ struct PackageTask {
     std::string callbackId;
     std::string scope;
     bool cleanState = true;
-    OperationPackage package;                  // its current state (resume from there)
-    std::optional<DeployedPackage> deployed;   // the inventory row for the same package, if any
+    OperationPackage package;                 // its current state (resume from there)
+    std::optional<DeployedPackage> deployed;  // the inventory row for the same package, if any
 };
 
 // Lets a handler record the states a package reaches, durably and reported.
@@ -73,7 +73,8 @@ struct ExecutorOptions {
 class DeployExecutor {
   public:
     // `handlers` maps slot to the handler of that node; "" is the fallback for every slot.
-    DeployExecutor(AgentStore& store, std::map<std::string, std::shared_ptr<PackageHandler>> handlers,
+    DeployExecutor(AgentStore& store,
+                   std::map<std::string, std::shared_ptr<PackageHandler>> handlers,
                    common::Logger& logger, ExecutorOptions options = {});
     ~DeployExecutor();
 
@@ -88,8 +89,8 @@ class DeployExecutor {
     void execute(const Operation& op, std::stop_token stop);
     void deployPackage(const Operation& op, const OperationPackage& pkg, const std::string& nodeId,
                        PackageHandler& handler, std::stop_token stop);
-    void undeployPackage(const Operation& op, const OperationPackage& pkg, const std::string& nodeId,
-                         PackageHandler& handler, std::stop_token stop);
+    void undeployPackage(const Operation& op, const OperationPackage& pkg,
+                         const std::string& nodeId, PackageHandler& handler, std::stop_token stop);
     PackageHandler& handlerFor(const std::string& slot);
     static std::set<std::string> claims(const Operation& op);
 

@@ -12,17 +12,21 @@ namespace {
 bool isHex64(const std::string& s) {
     if (s.size() != 64) return false;
     for (char c : s) {
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
     }
     return true;
 }
 
-std::string clip(const std::string& s) { return s.size() > 80 ? s.substr(0, 80) + "..." : s; }
+std::string clip(const std::string& s) {
+    return s.size() > 80 ? s.substr(0, 80) + "..." : s;
+}
 
 std::optional<std::string> checkCoordinates(const deployer::PackageCoordinates& c, size_t index) {
     const std::pair<const char*, const std::string*> fields[] = {
-        {"ServiceClass", &c.serviceClass}, {"ServiceName", &c.serviceName},     {"ServiceVersion", &c.serviceVersion},
-        {"PackageName", &c.packageName},   {"PackageVersion", &c.packageVersion},
+        {"ServiceClass", &c.serviceClass},     {"ServiceName", &c.serviceName},
+        {"ServiceVersion", &c.serviceVersion}, {"PackageName", &c.packageName},
+        {"PackageVersion", &c.packageVersion},
     };
     for (const auto& [name, value] : fields) {
         if (!deployer::isValidName(*value)) {
@@ -35,16 +39,20 @@ std::optional<std::string> checkCoordinates(const deployer::PackageCoordinates& 
 
 std::optional<std::string> checkCommon(const NewOperation& op, size_t maxPackages) {
     if (!deployer::isValidName(op.callbackId)) {
-        return "callbackID '" + clip(op.callbackId) + "' is not valid (use 1-128 characters of [A-Za-z0-9._-])";
+        return "callbackID '" + clip(op.callbackId) +
+               "' is not valid (use 1-128 characters of [A-Za-z0-9._-])";
     }
     if (!isValidScopePath(op.scope)) {
-        return "targetScope '" + clip(op.scope) + "' is not a scope (use /segment[/segment...], segments of [A-Za-z0-9._-])";
+        return "targetScope '" + clip(op.scope) +
+               "' is not a scope (use /segment[/segment...], segments of [A-Za-z0-9._-])";
     }
     if (!isValidHttpUrl(op.callbackEndpoint)) {
-        return "callbackEndpoint '" + clip(op.callbackEndpoint) + "' is not an http:// or https:// URL";
+        return "callbackEndpoint '" + clip(op.callbackEndpoint) +
+               "' is not an http:// or https:// URL";
     }
     if (op.packages.size() > maxPackages) {
-        return "too many packages (" + std::to_string(op.packages.size()) + "); at most " + std::to_string(maxPackages);
+        return "too many packages (" + std::to_string(op.packages.size()) + "); at most " +
+               std::to_string(maxPackages);
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < op.packages.size(); ++i) {
@@ -65,7 +73,8 @@ bool isValidScopePath(const std::string& scope) {
     while (start <= scope.size()) {
         size_t end = scope.find('/', start);
         if (end == std::string::npos) end = scope.size();
-        if (!deployer::isValidName(std::string_view(scope).substr(start, end - start))) return false;
+        if (!deployer::isValidName(std::string_view(scope).substr(start, end - start)))
+            return false;
         start = end + 1;
     }
     return true;
@@ -95,10 +104,13 @@ std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPack
     for (size_t i = 0; i < op.packages.size(); ++i) {
         const auto& p = op.packages[i];
         std::string which = "package " + std::to_string(i + 1) + " (" + p.coords.packageName + ")";
-        if (!isValidHttpUrl(p.url)) return which + ": URL '" + clip(p.url) + "' is not an http:// or https:// URL";
-        if (!isHex64(p.sha256)) return which + ": SHA256 '" + clip(p.sha256) + "' is not 64 hexadecimal digits";
+        if (!isValidHttpUrl(p.url))
+            return which + ": URL '" + clip(p.url) + "' is not an http:// or https:// URL";
+        if (!isHex64(p.sha256))
+            return which + ": SHA256 '" + clip(p.sha256) + "' is not 64 hexadecimal digits";
         for (const auto& dep : p.dependsOn) {
-            if (!deployer::isValidName(dep)) return which + ": dependsOn '" + clip(dep) + "' is not a package name";
+            if (!deployer::isValidName(dep))
+                return which + ": dependsOn '" + clip(dep) + "' is not a package name";
         }
     }
     return std::nullopt;
@@ -108,7 +120,8 @@ std::optional<std::string> validateUndeploy(const NewOperation& op, size_t maxPa
     return checkCommon(op, maxPackages);
 }
 
-DeployerEndpoint::DeployerEndpoint(std::shared_ptr<DeployerContext> context) : context_(std::move(context)) {}
+DeployerEndpoint::DeployerEndpoint(std::shared_ptr<DeployerContext> context)
+    : context_(std::move(context)) {}
 
 DeployerEndpoint* DeployerEndpoint::copy() {
     // The generated copy constructor shares the gSOAP context; each worker thread needs its own.
@@ -125,7 +138,9 @@ int DeployerEndpoint::invalid(const std::string& message) {
     auto* envelopeDetail = soap_new_SOAP_ENV__Detail(soap);
     envelopeDetail->rm__InvalidRequestFault = detail;
     soap->fault->detail = envelopeDetail;
-    Log(context_->logger, LogLevel::warn, "request_refused").kv("node", context_->slot).kv("reason", message);
+    Log(context_->logger, LogLevel::warn, "request_refused")
+        .kv("node", context_->slot)
+        .kv("reason", message);
     return SOAP_FAULT;
 }
 
@@ -142,9 +157,12 @@ int DeployerEndpoint::accept(const NewOperation& op, bool& accepted) {
     } catch (const JournalConflict& e) {
         return invalid(e.what());
     } catch (const std::exception& e) {
-        Log(ctx.logger, LogLevel::error, "journal_failed").kv("callback", op.callbackId).kv("error", e.what());
+        Log(ctx.logger, LogLevel::error, "journal_failed")
+            .kv("callback", op.callbackId)
+            .kv("error", e.what());
         soap_receiver_fault(soap,
-                            "the request could not be journaled durably on this node; nothing was done, retry later",
+                            "the request could not be journaled durably on this node; nothing was "
+                            "done, retry later",
                             nullptr);
         return SOAP_FAULT;
     }
@@ -165,10 +183,13 @@ int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response
         std::string sha = p->SHA256;
         for (auto& c : sha) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         op.packages.push_back(PackageRequest{
-            {p->ServiceClass, p->ServiceName, p->ServiceVersion, p->PackageName, p->PackageVersion}, p->URL, sha,
+            {p->ServiceClass, p->ServiceName, p->ServiceVersion, p->PackageName, p->PackageVersion},
+            p->URL,
+            sha,
             p->dependsOn});
     }
-    if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest)) return invalid(*problem);
+    if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest))
+        return invalid(*problem);
     return accept(op, response.accepted);
 }
 
@@ -184,10 +205,14 @@ int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& re
     for (const auto* p : request->package) {
         if (!p) return invalid("empty package element");
         op.packages.push_back(PackageRequest{
-            {p->ServiceClass, p->ServiceName, p->ServiceVersion, p->PackageName, p->PackageVersion}, "", "", {}});
+            {p->ServiceClass, p->ServiceName, p->ServiceVersion, p->PackageName, p->PackageVersion},
+            "",
+            "",
+            {}});
     }
     op.wholeScope = op.packages.empty();
-    if (auto problem = validateUndeploy(op, context_->maxPackagesPerRequest)) return invalid(*problem);
+    if (auto problem = validateUndeploy(op, context_->maxPackagesPerRequest))
+        return invalid(*problem);
     return accept(op, response.accepted);
 }
 
@@ -197,8 +222,10 @@ int DeployerEndpoint::GetNodeState(_rm__GetNodeState*, _rm__GetNodeStateResponse
     try {
         deployed = ctx.store.deployed(ctx.slot);
     } catch (const std::exception& e) {
-        soap_receiver_fault(soap, soap_strdup(soap, (std::string("cannot read the node state: ") + e.what()).c_str()),
-                            nullptr);
+        soap_receiver_fault(
+            soap,
+            soap_strdup(soap, (std::string("cannot read the node state: ") + e.what()).c_str()),
+            nullptr);
         return SOAP_FAULT;
     }
     for (const auto& d : deployed) {

@@ -15,11 +15,13 @@
 namespace rm::agent {
 
 namespace {
-Poco::Timespan span(std::chrono::milliseconds ms) { return Poco::Timespan(ms.count() * 1000); }
+Poco::Timespan span(std::chrono::milliseconds ms) {
+    return Poco::Timespan(ms.count() * 1000);
+}
 }  // namespace
 
-void downloadFile(const std::string& url, const std::filesystem::path& target, const DownloadOptions& options,
-                  std::stop_token stop) {
+void downloadFile(const std::string& url, const std::filesystem::path& target,
+                  const DownloadOptions& options, std::stop_token stop) {
     Poco::URI uri;
     try {
         uri = Poco::URI(url);
@@ -28,15 +30,18 @@ void downloadFile(const std::string& url, const std::filesystem::path& target, c
     }
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
-        Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
-                                                                 Poco::Net::Context::VERIFY_RELAXED, 9, true);
-        session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context);
+        Poco::Net::Context::Ptr context =
+            new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
+                                   Poco::Net::Context::VERIFY_RELAXED, 9, true);
+        session =
+            std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context);
     } else if (uri.getScheme() == "http") {
         session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
     } else {
         throw std::runtime_error("download URL '" + url + "' is neither http:// nor https://");
     }
-    session->setTimeout(span(options.connectTimeout), span(options.ioTimeout), span(options.ioTimeout));
+    session->setTimeout(span(options.connectTimeout), span(options.ioTimeout),
+                        span(options.ioTimeout));
     try {
         Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri.getPathAndQuery(),
                                        Poco::Net::HTTPMessage::HTTP_1_1);
@@ -44,16 +49,22 @@ void downloadFile(const std::string& url, const std::filesystem::path& target, c
         Poco::Net::HTTPResponse response;
         std::istream& body = session->receiveResponse(response);
         if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
-            throw std::runtime_error("download of " + url + " failed: HTTP " + std::to_string(response.getStatus()) +
-                                     " " + response.getReason());
+            throw std::runtime_error("download of " + url + " failed: HTTP " +
+                                     std::to_string(response.getStatus()) + " " +
+                                     response.getReason());
         }
-        if (response.hasContentLength() && static_cast<std::uint64_t>(response.getContentLength64()) > options.maxBytes) {
-            throw std::runtime_error("download of " + url + " refused: " + std::to_string(response.getContentLength64()) +
-                                     " bytes is more than the limit of " + std::to_string(options.maxBytes));
+        if (response.hasContentLength() &&
+            static_cast<std::uint64_t>(response.getContentLength64()) > options.maxBytes) {
+            throw std::runtime_error("download of " + url +
+                                     " refused: " + std::to_string(response.getContentLength64()) +
+                                     " bytes is more than the limit of " +
+                                     std::to_string(options.maxBytes));
         }
         std::filesystem::create_directories(target.parent_path());
         std::ofstream out(target, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::runtime_error("cannot write " + target.string() + " (is the disk full or read-only?)");
+        if (!out)
+            throw std::runtime_error("cannot write " + target.string() +
+                                     " (is the disk full or read-only?)");
         std::uint64_t total = 0;
         char buffer[64 * 1024];
         while (body) {
@@ -68,13 +79,18 @@ void downloadFile(const std::string& url, const std::filesystem::path& target, c
             }
             out.write(buffer, n);
         }
-        if (body.bad()) throw std::runtime_error("download of " + url + " broke off after " + std::to_string(total) + " bytes");
-        if (response.hasContentLength() && total != static_cast<std::uint64_t>(response.getContentLength64())) {
-            throw std::runtime_error("download of " + url + " is incomplete: " + std::to_string(total) + " of " +
+        if (body.bad())
+            throw std::runtime_error("download of " + url + " broke off after " +
+                                     std::to_string(total) + " bytes");
+        if (response.hasContentLength() &&
+            total != static_cast<std::uint64_t>(response.getContentLength64())) {
+            throw std::runtime_error("download of " + url +
+                                     " is incomplete: " + std::to_string(total) + " of " +
                                      std::to_string(response.getContentLength64()) + " bytes");
         }
         out.flush();
-        if (!out) throw std::runtime_error("cannot write " + target.string() + " (is the disk full?)");
+        if (!out)
+            throw std::runtime_error("cannot write " + target.string() + " (is the disk full?)");
     } catch (const Poco::Exception& e) {
         throw std::runtime_error("download of " + url + " failed: " + e.displayText());
     }

@@ -19,7 +19,7 @@ struct DownloadOptions {
 // std::runtime_error saying what failed (connection, HTTP status, size, disk), and Interrupted
 // (deploy_executor.h) when `stop` is requested. Redirects are not followed: the RM gives the
 // exact URL of its repository.
-void downloadFile(const std::string& url, const std::filesystem::path& target, const DownloadOptions& options,
-                  std::stop_token stop);
+void downloadFile(const std::string& url, const std::filesystem::path& target,
+                  const DownloadOptions& options, std::stop_token stop);
 
 }  // namespace rm::agent

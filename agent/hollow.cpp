@@ -25,27 +25,36 @@ void SimulatedPackages::pause(std::stop_token stop) const {
 void SimulatedPackages::deploy(const PackageTask& task, Progress& progress, std::stop_token stop) {
     const auto& c = task.package.request.coords;
     auto row = [&](const char* st) {
-        return DeployedPackage{task.slot,       c,
-                               task.package.request.sha256, st,
-                               task.scope,      Poco::UUIDGenerator::defaultGenerator().createRandom().toString(),
-                               task.callbackId, task.package.request.dependsOn};
+        return DeployedPackage{task.slot,
+                               c,
+                               task.package.request.sha256,
+                               st,
+                               task.scope,
+                               Poco::UUIDGenerator::defaultGenerator().createRandom().toString(),
+                               task.callbackId,
+                               task.package.request.dependsOn};
     };
     if (task.package.state == state::kWaiting) {
         pause(stop);  // download
         pause(stop);  // unpack
-        progress.reach(StateChange{state::kDeployed, "simulated", false, row(state::kDeployed), false});
+        progress.reach(
+            StateChange{state::kDeployed, "simulated", false, row(state::kDeployed), false});
     }
     pause(stop);  // install
     if (c.packageName.rfind("Broken-", 0) == 0) {
-        progress.reach(StateChange{state::kFailed, "Install exited with status 1: simulated failure", true,
+        progress.reach(StateChange{state::kFailed,
+                                   "Install exited with status 1: simulated failure", true,
                                    row(state::kFailed), false});
         return;
     }
-    if (c.packageName.size() >= 5 && c.packageName.compare(c.packageName.size() - 5, 5, "-Docs") == 0) {
-        progress.reach(StateChange{state::kNotVerified, "simulated", true, row(state::kNotVerified), false});
+    if (c.packageName.size() >= 5 &&
+        c.packageName.compare(c.packageName.size() - 5, 5, "-Docs") == 0) {
+        progress.reach(
+            StateChange{state::kNotVerified, "simulated", true, row(state::kNotVerified), false});
         return;
     }
-    progress.reach(StateChange{state::kActivated, "simulated", true, row(state::kActivated), false});
+    progress.reach(
+        StateChange{state::kActivated, "simulated", true, row(state::kActivated), false});
 }
 
 void SimulatedPackages::undeploy(const PackageTask&, Progress& progress, std::stop_token stop) {

@@ -50,7 +50,9 @@ void SoapReportTransport::send(const ReportSnapshot& report) {
         proxy_->soap_close_socket();
         throw std::runtime_error(why);
     }
-    if (!response.ack) throw std::runtime_error("SendReport to " + report.callbackEndpoint + " was answered ack=false");
+    if (!response.ack)
+        throw std::runtime_error("SendReport to " + report.callbackEndpoint +
+                                 " was answered ack=false");
 }
 
 OutboxSender::OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger,
@@ -75,7 +77,8 @@ std::chrono::milliseconds OutboxSender::sendDue(std::stop_token stop) {
         if (auto it = retries_.find(key); it != retries_.end()) retry = it->second;
         auto now = Clock::now();
         if (retry.notBefore > now) {
-            next = std::min(next, std::chrono::duration_cast<std::chrono::milliseconds>(retry.notBefore - now));
+            next = std::min(
+                next, std::chrono::duration_cast<std::chrono::milliseconds>(retry.notBefore - now));
             still.emplace(key, retry);
             continue;
         }

@@ -45,7 +45,8 @@ struct OutboxOptions {
 
 class OutboxSender {
   public:
-    OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger, OutboxOptions options = {});
+    OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger,
+                 OutboxOptions options = {});
 
     void run(std::stop_token stop);
 

@@ -21,7 +21,8 @@ using std::chrono::milliseconds;
 std::int64_t diskFreeMB(const std::string& path) {
     struct statvfs s {};
     if (::statvfs(path.c_str(), &s) != 0) return 0;
-    return static_cast<std::int64_t>(s.f_bavail) * static_cast<std::int64_t>(s.f_frsize) / (1024 * 1024);
+    return static_cast<std::int64_t>(s.f_bavail) * static_cast<std::int64_t>(s.f_frsize) /
+           (1024 * 1024);
 }
 
 std::int64_t memoryMB() {
@@ -47,8 +48,8 @@ struct Presence::Node {
     std::string lastError;
 };
 
-Presence::Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, SummaryFn summary, common::Logger& logger,
-                   PresenceOptions options)
+Presence::Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, SummaryFn summary,
+                   common::Logger& logger, PresenceOptions options)
     : capacity_(std::move(capacity)),
       summary_(std::move(summary)),
       logger_(logger),
@@ -71,7 +72,8 @@ Presence::~Presence() = default;
 std::optional<PresenceStatus> Presence::status(const std::string& slot) const {
     std::lock_guard lock(mutex_);
     for (const auto& n : nodes_) {
-        if (n->identity.slot == slot) return PresenceStatus{n->registered, n->heartbeats, n->lastError};
+        if (n->identity.slot == slot)
+            return PresenceStatus{n->registered, n->heartbeats, n->lastError};
     }
     return std::nullopt;
 }
@@ -85,8 +87,9 @@ void Presence::run(std::stop_token stop) {
         Node& node = **next;
         {
             std::unique_lock lock(m);
-            if (cv.wait_until(lock, stop, node.due, [] { return false; }), stop.stop_requested()) break;
+            cv.wait_until(lock, stop, node.due, [] { return false; });
         }
+        if (stop.stop_requested()) break;
         if (!node.registered) {
             registerNode(node);
         } else {

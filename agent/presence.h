@@ -62,8 +62,8 @@ class Presence {
     using CapacityFn = std::function<NodeCapacity(const std::string& slot)>;
     using SummaryFn = std::function<NodeSummary(const std::string& slot)>;
 
-    Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, SummaryFn summary, common::Logger& logger,
-             PresenceOptions options);
+    Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, SummaryFn summary,
+             common::Logger& logger, PresenceOptions options);
     ~Presence();
 
     void run(std::stop_token stop);

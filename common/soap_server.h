@@ -53,7 +53,7 @@ class SoapEndpoint {
 public:
     virtual ~SoapEndpoint() = default;
     virtual struct soap* context() = 0;
-    virtual int serve() = 0;
+    virtual int serve() = 0;  // every request of one connection (keep-alive)
     virtual void cleanup() = 0;
     virtual std::unique_ptr<SoapEndpoint> clone() = 0;
 };

@@ -26,6 +26,9 @@ public:
 class Statement {
 public:
     Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+    ~Statement() { sqlite3_finalize(stmt_); }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
 
     Statement& bind(int index, std::string_view text);
     Statement& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }

@@ -67,6 +67,8 @@ RmConfig loadRmConfig(const common::Settings& s, const std::filesystem::path& pr
     c.server.ioTimeout = std::chrono::seconds(std::max<int64_t>(1, s.getInt("io-timeout-ms") / 1000));
     c.server.maxMessageBytes = static_cast<uint64_t>(s.getInt("max-message-bytes"));
     c.sessionTimeout = s.getMillis("session-timeout-ms");
+    if (s.getInt("max-items") < 1) throw common::UsageError("--max-items must be at least 1");
+    c.maxItems = static_cast<size_t>(s.getInt("max-items"));
     c.heartbeatInterval = s.getMillis("heartbeat-interval-ms");
     c.nodeLostAfter = s.getMillis("node-lost-after-ms");
     if (s.has("users")) c.usersFile = s.get("users");
@@ -240,7 +242,7 @@ void ResourceManagerDaemon::installManifolds() {
             auto snapshot = [repository] { return repository->snapshot(); };
             auto context = std::shared_ptr<ResourceManagerContext>(new ResourceManagerContext{
                 config_.scope, state->store, state->deployments, *processor, state->reports, *access, logger_,
-                snapshot, config_.heartbeatInterval, 10000});
+                snapshot, config_.heartbeatInterval, config_.maxItems});
             common::ServerOptions options = config_.server;
             if (boundPort_ != 0) options.port = boundPort_;
             auto url = std::make_shared<std::string>();

@@ -20,6 +20,7 @@ struct RmConfig {
     std::filesystem::path repositoryDir;
     std::filesystem::path wsdlFile;
     std::filesystem::path usersFile;
+    size_t maxItems = 10000;
     std::chrono::milliseconds sessionTimeout{600000};
     std::chrono::milliseconds heartbeatInterval{2000};
     std::chrono::milliseconds nodeLostAfter{10000};

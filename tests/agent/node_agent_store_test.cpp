@@ -20,7 +20,9 @@ using rm::agent::test::TempDir;
 const std::string kSha(64, 'a');
 
 PackageRequest package(const std::string& name, std::vector<std::string> dependsOn = {}) {
-    return PackageRequest{{"Samples", "Svc", "1.0.0", name, "1.0.0"}, "http://repo/" + name + ".tar.gz", kSha,
+    return PackageRequest{{"Samples", "Svc", "1.0.0", name, "1.0.0"},
+                          "http://repo/" + name + ".tar.gz",
+                          kSha,
                           std::move(dependsOn)};
 }
 
@@ -43,7 +45,9 @@ NewOperation undeployOf(const std::string& callbackId, std::vector<PackageReques
     return op;
 }
 
-StateChange reached(const char* st, bool final) { return StateChange{st, "", final, std::nullopt, false}; }
+StateChange reached(const char* st, bool final) {
+    return StateChange{st, "", final, std::nullopt, false};
+}
 
 class FakeTransport final : public ReportTransport {
   public:
@@ -133,7 +137,9 @@ BOOST_AUTO_TEST_CASE(inventory_follows_state_changes) {
     TempDir dir;
     AgentStore store(dir.path());
     store.journal(deployOf("cb1", {package("A")}));
-    DeployedPackage row{"local", package("A").coords, kSha, state::kActivated, "/gcube/devsec", "inst-1", "cb1", {}};
+    DeployedPackage row{
+        "local", package("A").coords, kSha, state::kActivated, "/gcube/devsec", "inst-1", "cb1",
+        {}};
     store.record("local", "cb1", 0, StateChange{state::kActivated, "", true, row, false});
     BOOST_REQUIRE(store.deployedPackage("local", package("A").coords));
     BOOST_TEST(store.deployedPackage("local", package("A").coords)->instanceId == "inst-1");

@@ -48,7 +48,8 @@ bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
 // Serves the files of one directory over HTTP, as the RM's repository would.
 class FileServer {
   public:
-    explicit FileServer(fs::path dir) : dir_(std::move(dir)), socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    explicit FileServer(fs::path dir)
+        : dir_(std::move(dir)), socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
         auto* params = new Poco::Net::HTTPServerParams;
         params->setMaxThreads(4);
         server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(dir_), socket_, params);
@@ -63,7 +64,8 @@ class FileServer {
     class Handler : public Poco::Net::HTTPRequestHandler {
       public:
         explicit Handler(fs::path dir) : dir_(std::move(dir)) {}
-        void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+        void handleRequest(Poco::Net::HTTPServerRequest& request,
+                           Poco::Net::HTTPServerResponse& response) override {
             fs::path file = dir_ / fs::path(request.getURI()).filename();
             if (!fs::is_regular_file(file)) {
                 response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
@@ -79,7 +81,8 @@ class FileServer {
     class Factory : public Poco::Net::HTTPRequestHandlerFactory {
       public:
         explicit Factory(fs::path dir) : dir_(std::move(dir)) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+        Poco::Net::HTTPRequestHandler* createRequestHandler(
+            const Poco::Net::HTTPServerRequest&) override {
             return new Handler(dir_);
         }
 
@@ -135,9 +138,13 @@ class FakeManager : public ResourceManagerBindingService {
         return dup;
     }
     int AddResources(rm__ScopeRequest*, _rm__AddResourcesResponse&) override { return refuse(); }
-    int RemoveResources(rm__ScopeRequest*, _rm__RemoveResourcesResponse&) override { return refuse(); }
+    int RemoveResources(rm__ScopeRequest*, _rm__RemoveResourcesResponse&) override {
+        return refuse();
+    }
     int GetReport(_rm__GetReport*, _rm__GetReportResponse&) override { return refuse(); }
-    int ListResources(_rm__ListResources*, _rm__ListResourcesResponse&) override { return refuse(); }
+    int ListResources(_rm__ListResources*, _rm__ListResourcesResponse&) override {
+        return refuse();
+    }
     int DisposeScope(_rm__DisposeScope*, _rm__DisposeScopeResponse&) override { return refuse(); }
     int ListNodes(_rm__ListNodes*, _rm__ListNodesResponse&) override { return SOAP_OK; }
     int RegisterNode(_rm__RegisterNode*, _rm__RegisterNodeResponse& response) override {
@@ -158,9 +165,14 @@ class FakeManager : public ResourceManagerBindingService {
             state_->refuseReports--;
             return soap_sender_fault(soap, "not now", nullptr);
         }
-        ReceivedReport r{request->callbackID, request->ID, request->report ? request->report->Status : "", request->sequence, {}};
+        ReceivedReport r{request->callbackID,
+                         request->ID,
+                         request->report ? request->report->Status : "",
+                         request->sequence,
+                         {}};
         if (request->report && request->report->Packages) {
-            for (const auto* p : request->report->Packages->Package) r.packages.push_back({p->PackageName, p->Status, p->Message});
+            for (const auto* p : request->report->Packages->Package)
+                r.packages.push_back({p->PackageName, p->Status, p->Message});
         }
         state_->reports.push_back(std::move(r));
         response.ack = true;
@@ -174,12 +186,14 @@ class FakeManager : public ResourceManagerBindingService {
 
 class ManagerSink {
   public:
-    ManagerSink() : logger_("fake-rm", rm::common::LogLevel::error), state(std::make_shared<SinkState>()) {
+    ManagerSink()
+        : logger_("fake-rm", rm::common::LogLevel::error), state(std::make_shared<SinkState>()) {
         rm::common::ServerOptions options;
         options.threads = 4;
         server_ = std::make_unique<rm::common::SoapServer>(
             options,
-            std::make_unique<rm::common::GeneratedEndpoint<FakeManager>>(std::make_unique<FakeManager>(state)),
+            std::make_unique<rm::common::GeneratedEndpoint<FakeManager>>(
+                std::make_unique<FakeManager>(state)),
             rm::common::HttpRouter(), logger_);
         server_->start();
     }
@@ -235,8 +249,9 @@ class AgentClient {
     }
 
     // Returns "" when accepted, else the fault string.
-    std::string deploy(const std::string& callbackId, const std::vector<DeployItem>& items, const FileServer& files,
-                       const std::string& callback, const std::string& shaOverride = "") {
+    std::string deploy(const std::string& callbackId, const std::vector<DeployItem>& items,
+                       const FileServer& files, const std::string& callback,
+                       const std::string& shaOverride = "") {
         proxy_.destroy();
         _rm__Deploy request;
         request.callbackID = callbackId;
@@ -288,9 +303,11 @@ class AgentClient {
             throw std::runtime_error("GetNodeState failed: " + fault());
         }
         std::map<std::string, NodePackage> packages;
-        for (const auto* p : response.package) packages[p->PackageName] = {p->PackageName, p->Status, p->SHA256};
+        for (const auto* p : response.package)
+            packages[p->PackageName] = {p->PackageName, p->Status, p->SHA256};
         std::map<std::string, NodeInstance> instances;
-        for (const auto* i : response.instance) instances[i->PackageName] = {i->PackageName, i->ID, i->state, i->pid};
+        for (const auto* i : response.instance)
+            instances[i->PackageName] = {i->PackageName, i->ID, i->state, i->pid};
         return {packages, instances};
     }
 
@@ -308,7 +325,8 @@ class AgentClient {
     std::string fault() {
         const char* s = soap_fault_string(proxy_.soap);
         std::string detail;
-        if (proxy_.soap->fault && proxy_.soap->fault->detail && proxy_.soap->fault->detail->rm__InvalidRequestFault) {
+        if (proxy_.soap->fault && proxy_.soap->fault->detail &&
+            proxy_.soap->fault->detail->rm__InvalidRequestFault) {
             detail = "InvalidRequestFault: ";
         }
         proxy_.soap_close_socket();
@@ -319,12 +337,13 @@ class AgentClient {
     DeployerBindingProxy proxy_;
 };
 
-std::unique_ptr<DaemonProcess> startAgent(const fs::path& root, const std::string& manager, const fs::path& log,
-                                          const std::string& name = "node1") {
+std::unique_ptr<DaemonProcess> startAgent(const fs::path& root, const std::string& manager,
+                                          const fs::path& log, const std::string& name = "node1") {
     return std::make_unique<DaemonProcess>(
         "node-agent",
-        std::vector<std::string>{"--name", name, "--listen", "127.0.0.1:0", "--manager", manager, "--root", root.string(),
-                                 "--labels", "zone=test", "--log-level", "info"},
+        std::vector<std::string>{"--name", name, "--listen", "127.0.0.1:0", "--manager", manager,
+                                 "--root", root.string(), "--labels", "zone=test", "--log-level",
+                                 "info"},
         log);
 }
 
@@ -353,7 +372,8 @@ std::vector<pid_t> processesIn(const fs::path& container, const std::string& mar
         std::error_code ec;
         auto cwd = fs::read_symlink(entry.path() / "cwd", ec);
         std::ifstream stat(entry.path() / "stat");
-        std::string statText((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        std::string statText((std::istreambuf_iterator<char>(stat)),
+                             std::istreambuf_iterator<char>());
         if (statText.find(") Z ") != std::string::npos) continue;  // a zombie has ended
         if (!ec && cwd == container) out.push_back(std::stoi(name));
     }
@@ -384,9 +404,9 @@ BOOST_AUTO_TEST_SUITE(agent_node)
 BOOST_AUTO_TEST_CASE(registers_goes_lost_when_killed_and_comes_back_with_same_id) {
     TempDir dir("agent-presence");
     DaemonProcess rmd("resource-manager",
-                      {"--scope", kScope, "--listen", "127.0.0.1:0", "--state-dir", (dir.path() / "rm").string(),
-                       "--repository", dir.path().string(), "--node-lost-after-ms", "1200", "--heartbeat-interval-ms",
-                       "200"},
+                      {"--scope", kScope, "--listen", "127.0.0.1:0", "--state-dir",
+                       (dir.path() / "rm").string(), "--repository", dir.path().string(),
+                       "--node-lost-after-ms", "1200", "--heartbeat-interval-ms", "200"},
                       dir.path() / "rm.log");
     rm::client::RmClient client({rmd.url(), "", "", 10, "", ""});
     auto agent = startAgent(dir.path() / "agent", rmd.url(), dir.path() / "agent.log");
@@ -445,9 +465,12 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     AgentClient node(agent->url());
 
     // Bad input is refused with InvalidRequestFault and changes nothing.
-    BOOST_TEST(node.deploy("bad id!", {{stubs, {}}}, files, sink.url()).find("InvalidRequestFault") == 0u);
-    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, sink.url(), "abc").find("SHA256") != std::string::npos);
-    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, "ftp://x").find("callbackEndpoint") != std::string::npos);
+    BOOST_TEST(
+        node.deploy("bad id!", {{stubs, {}}}, files, sink.url()).find("InvalidRequestFault") == 0u);
+    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, sink.url(), "abc").find("SHA256") !=
+               std::string::npos);
+    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, "ftp://x").find("callbackEndpoint") !=
+               std::string::npos);
     BOOST_TEST(node.state().first.empty());
 
     std::vector<DeployItem> request{{stubs, {}},
@@ -456,7 +479,8 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
                                     {dependsOnBroken, {"Broken-Install"}},
                                     {docs, {}}};
     BOOST_REQUIRE_EQUAL(node.deploy("cb-1", request, files, sink.url()), "");
-    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-1").has_value(); }, 40s), agent->log());
+    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-1").has_value(); }, 40s),
+                          agent->log());
     auto closed = *sink.state->closed("cb-1");
     auto states = statesOf(closed);
     BOOST_TEST(states["Notifier-stubs"] == "ACTIVATED");
@@ -464,11 +488,14 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     BOOST_TEST(states["Broken-Install"] == "FAILED");
     BOOST_TEST(states["Depends-On-Broken"] == "SKIPPED");
     BOOST_TEST(states["Docs"] == "NOTVERIFIED");
-    BOOST_TEST(messageOf(closed, "Broken-Install").find("exited with status 1") != std::string::npos);
-    BOOST_TEST(messageOf(closed, "Broken-Install").find("simulated activation failure") != std::string::npos);
+    BOOST_TEST(messageOf(closed, "Broken-Install").find("exited with status 1") !=
+               std::string::npos);
+    BOOST_TEST(messageOf(closed, "Broken-Install").find("simulated activation failure") !=
+               std::string::npos);
     BOOST_TEST(messageOf(closed, "Depends-On-Broken").find("Broken-Install") != std::string::npos);
     auto reports = sink.state->of("cb-1");
-    for (size_t i = 1; i < reports.size(); ++i) BOOST_TEST(reports[i].sequence > reports[i - 1].sequence);
+    for (size_t i = 1; i < reports.size(); ++i)
+        BOOST_TEST(reports[i].sequence > reports[i - 1].sequence);
     BOOST_TEST(reports.back().status == "CLOSED");
 
     auto [packages, instances] = node.state();
@@ -481,7 +508,8 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     int pid = instances["Notifier-service"].pid;
     BOOST_TEST(pid > 0);
     BOOST_TEST(instances["Notifier-service"].state == "running");
-    fs::path serviceContainer = dir.path() / "agent" / "services" / "IS-Notifier" / "Notifier-service";
+    fs::path serviceContainer =
+        dir.path() / "agent" / "services" / "IS-Notifier" / "Notifier-service";
     BOOST_TEST(fs::is_directory(serviceContainer));
 
     // The same callbackID again: acknowledged, not executed twice.
@@ -492,7 +520,8 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     BOOST_TEST(node.state().second["Notifier-service"].pid == pid);
 
     // The same packages under a new callbackID: already there.
-    BOOST_REQUIRE_EQUAL(node.deploy("cb-2", {{stubs, {}}, {service, {"Notifier-stubs"}}}, files, sink.url()), "");
+    BOOST_REQUIRE_EQUAL(
+        node.deploy("cb-2", {{stubs, {}}, {service, {"Notifier-stubs"}}}, files, sink.url()), "");
     BOOST_REQUIRE(waitUntil([&] { return sink.state->closed("cb-2").has_value(); }, 10s));
     auto again = statesOf(*sink.state->closed("cb-2"));
     BOOST_TEST(again["Notifier-stubs"] == "ALREADYDEPLOYED");
@@ -505,7 +534,8 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
 
     // Everything of the scope.
     BOOST_REQUIRE_EQUAL(node.undeploy("cb-4", {}, sink.url()), "");
-    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-4").has_value(); }, 20s), agent->log());
+    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-4").has_value(); }, 20s),
+                          agent->log());
     auto removed = statesOf(*sink.state->closed("cb-4"));
     BOOST_TEST(removed.size() == 4u);  // stubs, service, the failed install and the docs
     for (const auto& [name, st] : removed) BOOST_TEST(st == "UNDEPLOYED", name << " is " << st);
@@ -537,7 +567,8 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
     fs::path root = dir.path() / "agent";
     fs::path container = root / "services" / "Slow" / "Slow-service";
     auto agent = startAgent(root, sink.url(), dir.path() / "agent.log");
-    BOOST_REQUIRE_EQUAL(AgentClient(agent->url()).deploy("cb-slow", {{slow, {}}}, files, sink.url()), "");
+    BOOST_REQUIRE_EQUAL(
+        AgentClient(agent->url()).deploy("cb-slow", {{slow, {}}}, files, sink.url()), "");
 
     // Killed while Install runs (the container is unpacked, Install has not finished).
     BOOST_REQUIRE(waitUntil([&] { return fs::exists(container / "installs"); }, 10s));
@@ -546,7 +577,8 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
 
     agent = startAgent(root, sink.url(), dir.path() / "agent.log");
     AgentClient node(agent->url());
-    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-slow").has_value(); }, 20s), agent->log());
+    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-slow").has_value(); }, 20s),
+                          agent->log());
     BOOST_TEST(statesOf(*sink.state->closed("cb-slow"))["Slow-service"] == "RUNNING");
     auto running = processesIn(container, "3601");
     BOOST_REQUIRE_EQUAL(running.size(), 1u);
@@ -557,7 +589,8 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
     agent->kill9();
     agent = startAgent(root, sink.url(), dir.path() / "agent.log");
     AgentClient restarted(agent->url());
-    BOOST_REQUIRE(waitUntil([&] { return restarted.state().second["Slow-service"].state == "running"; }, 10s));
+    BOOST_REQUIRE(waitUntil(
+        [&] { return restarted.state().second["Slow-service"].state == "running"; }, 10s));
     BOOST_TEST(restarted.state().second["Slow-service"].pid == running[0]);
     BOOST_TEST(restarted.state().second["Slow-service"].id == instance.id);
     BOOST_TEST(processesIn(container, "3601").size() == 1u);
@@ -568,6 +601,64 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
     BOOST_TEST(processesIn(container, "3601").empty());
     BOOST_TEST(!fs::exists(container));
     BOOST_TEST(agent->terminate() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(hollow_nodes_register_and_deploy_without_files) {
+    TempDir dir("agent-hollow");
+    DaemonProcess rmd(
+        "resource-manager",
+        {"--scope", kScope, "--listen", "127.0.0.1:0", "--state-dir", (dir.path() / "rm").string(),
+         "--repository", dir.path().string(), "--heartbeat-interval-ms", "300"},
+        dir.path() / "rm.log");
+    rm::client::RmClient client({rmd.url(), "", "", 10, "", ""});
+    fs::path root = dir.path() / "hollow";
+    auto hollow = std::make_unique<DaemonProcess>(
+        "node-agent",
+        std::vector<std::string>{"--name", "sim", "--hollow", "3", "--hollow-step-ms", "20",
+                                 "--listen", "127.0.0.1:0", "--manager", rmd.url(), "--root",
+                                 root.string()},
+        dir.path() / "hollow.log");
+    BOOST_REQUIRE_MESSAGE(waitUntil([&] { return client.listNodes().size() == 3u; }, 10s),
+                          hollow->log());
+    std::map<std::string, rm::client::NodeRow> nodes;
+    for (const auto& n : client.listNodes()) nodes[n.name] = n;
+    BOOST_REQUIRE(nodes.contains("sim-0001") && nodes.contains("sim-0002") &&
+                  nodes.contains("sim-0003"));
+    BOOST_TEST(nodes["sim-0001"].endpoint == hollow->url());
+    BOOST_TEST(nodes["sim-0001"].id != nodes["sim-0002"].id);
+
+    ManagerSink sink;
+    fs::path repo = dir.path() / "repo";
+    auto stubs = packSample("is-notifier-stubs", repo);
+    auto broken = packSample("broken-install", repo);
+    FileServer files(repo);
+    AgentClient second(nodes["sim-0002"].endpoint);
+    BOOST_REQUIRE_EQUAL(second.deploy("cb-h", {{stubs, {}}, {broken, {}}}, files, sink.url()), "");
+    BOOST_REQUIRE(waitUntil([&] { return sink.state->closed("cb-h").has_value(); }, 10s));
+    auto closed = *sink.state->closed("cb-h");
+    BOOST_TEST(closed.nodeId == nodes["sim-0002"].id);
+    BOOST_TEST(statesOf(closed)["Notifier-stubs"] == "ACTIVATED");
+    BOOST_TEST(statesOf(closed)["Broken-Install"] == "FAILED");
+    BOOST_TEST(second.state().first.size() == 2u);
+    BOOST_TEST(AgentClient(nodes["sim-0001"].endpoint).state().first.empty());
+    BOOST_TEST(!fs::exists(root / "services"));
+
+    // Restarted, every hollow node keeps its ID.
+    hollow->kill9();
+    hollow = std::make_unique<DaemonProcess>(
+        "node-agent",
+        std::vector<std::string>{"--name", "sim", "--hollow", "3", "--listen", "127.0.0.1:0",
+                                 "--manager", rmd.url(), "--root", root.string()},
+        dir.path() / "hollow.log");
+    BOOST_REQUIRE(waitUntil(
+        [&] {
+            auto now = client.listNodes();
+            return now.size() == 3u && std::all_of(now.begin(), now.end(), [&](const auto& n) {
+                       return n.endpoint != nodes[n.name].endpoint && n.id == nodes[n.name].id;
+                   });
+        },
+        10s));
+    BOOST_TEST(hollow->terminate() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,12 +17,14 @@ namespace {
 std::vector<std::string> rowsOf(RmClient& client, const std::optional<std::string>& type = {},
                                 const std::optional<std::string>& status = {}) {
     std::vector<std::string> rows;
-    for (const auto& r : client.listResources(type, status)) rows.push_back(r.type + " " + r.id + " " + r.status);
+    for (const auto& r : client.listResources(type, status))
+        rows.push_back(r.type + " " + r.id + " " + r.status);
     std::sort(rows.begin(), rows.end());
     return rows;
 }
 
-std::map<std::string, std::pair<std::string, std::string>> outcomes(const rm::reports::ResourceReport& r) {
+std::map<std::string, std::pair<std::string, std::string>> outcomes(
+    const rm::reports::ResourceReport& r) {
     std::map<std::string, std::pair<std::string, std::string>> out;
     for (const auto& e : r.resources) out[e.type + " " + e.id] = {e.status, e.errorDescription};
     return out;
@@ -36,7 +38,9 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
     RmInstance rm;
     auto client = rm.client();
     const std::vector<std::pair<std::string, std::string>> resources{
-        {"GenericResource", "gr-1"}, {"Collection", "col-1"}, {"RuntimeResource", "rr-1"},
+        {"GenericResource", "gr-1"},
+        {"Collection", "col-1"},
+        {"RuntimeResource", "rr-1"},
         {"MetadataCollection", "mc-1"}};
 
     std::string id = client->addResources(plainRequest(resources));
@@ -66,40 +70,46 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
     BOOST_REQUIRE(viaHttp.body.rfind(kXmlDeclaration, 0) == 0u);
     BOOST_TEST(viaHttp.body.substr(kXmlDeclaration.size()) == viaSoap);
     BOOST_TEST(viaSoap.find("<ErrorDescription>-</ErrorDescription>") != std::string::npos);
-    auto viaAccept = httpRequest(rm.url(), "GET", "/reports/" + id, {}, {}, {{"Accept", "application/xml"}});
+    auto viaAccept =
+        httpRequest(rm.url(), "GET", "/reports/" + id, {}, {}, {{"Accept", "application/xml"}});
     BOOST_TEST(viaAccept.body == viaHttp.body);
     BOOST_TEST(schemaProblems(viaHttp.body, rm.dir()) == "");
 
-    BOOST_TEST(rowsOf(*client) == (std::vector<std::string>{
-                                      "Collection col-1 PUBLISHED", "GenericResource gr-1 PUBLISHED",
-                                      "MetadataCollection mc-1 PUBLISHED", "RuntimeResource rr-1 PUBLISHED"}));
-    BOOST_TEST(rowsOf(*client, std::string("Collection")) == std::vector<std::string>{"Collection col-1 PUBLISHED"});
+    BOOST_TEST(rowsOf(*client) ==
+               (std::vector<std::string>{
+                   "Collection col-1 PUBLISHED", "GenericResource gr-1 PUBLISHED",
+                   "MetadataCollection mc-1 PUBLISHED", "RuntimeResource rr-1 PUBLISHED"}));
+    BOOST_TEST(rowsOf(*client, std::string("Collection")) ==
+               std::vector<std::string>{"Collection col-1 PUBLISHED"});
     for (const auto& row : client->listResources()) {
         BOOST_TEST(rm::reports::isIsoTimestampWithOffset(row.lastChange));
     }
 
     // Adding again changes nothing and succeeds.
-    auto again = waitClosed(*client, client->addResources(plainRequest({{"GenericResource", "gr-1"}})));
+    auto again =
+        waitClosed(*client, client->addResources(plainRequest({{"GenericResource", "gr-1"}})));
     BOOST_TEST(again.sessionExitStatus.value_or("") == "SUCCESS");
     BOOST_TEST(rowsOf(*client).size() == 4u);
 
     // Remove one: REMOVED, gone from the default listing, still visible as UNPUBLISHED.
-    auto removed = waitClosed(*client, client->removeResources(plainRequest({{"GenericResource", "gr-1"}})));
+    auto removed =
+        waitClosed(*client, client->removeResources(plainRequest({{"GenericResource", "gr-1"}})));
     BOOST_TEST(removed.operation == "RemoveResources");
     BOOST_TEST(removed.sessionExitStatus.value_or("") == "SUCCESS");
     BOOST_REQUIRE(removed.resources.size() == 1u);
     BOOST_TEST(removed.resources[0].status == "REMOVED");
     BOOST_TEST(rowsOf(*client) == (std::vector<std::string>{"Collection col-1 PUBLISHED",
-                                                             "MetadataCollection mc-1 PUBLISHED",
-                                                             "RuntimeResource rr-1 PUBLISHED"}));
+                                                            "MetadataCollection mc-1 PUBLISHED",
+                                                            "RuntimeResource rr-1 PUBLISHED"}));
     BOOST_TEST(rowsOf(*client, {}, std::string("UNPUBLISHED")) ==
                std::vector<std::string>{"GenericResource gr-1 UNPUBLISHED"});
     BOOST_TEST(schemaProblems(kXmlDeclaration + client->getReport(removed.id), rm.dir()) == "");
 
     // Removing what is not in the scope fails that resource and the session, with a reason; the
     // other resource of the same request is still removed.
-    auto notInScope = waitClosed(*client, client->removeResources(plainRequest(
-                                              {{"GenericResource", "never-added"}, {"Collection", "col-1"}})));
+    auto notInScope = waitClosed(
+        *client, client->removeResources(
+                     plainRequest({{"GenericResource", "never-added"}, {"Collection", "col-1"}})));
     BOOST_TEST(notInScope.sessionExitStatus.value_or("") == "FAILED");
     auto o = outcomes(notInScope);
     BOOST_TEST(o["GenericResource never-added"].first == "FAILED");
@@ -107,7 +117,8 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
     BOOST_TEST(o["Collection col-1"].first == "REMOVED");
     BOOST_TEST(schemaProblems(kXmlDeclaration + client->getReport(notInScope.id), rm.dir()) == "");
     // Removing the already removed one again fails too, saying what state it is in.
-    auto twice = waitClosed(*client, client->removeResources(plainRequest({{"GenericResource", "gr-1"}})));
+    auto twice =
+        waitClosed(*client, client->removeResources(plainRequest({{"GenericResource", "gr-1"}})));
     BOOST_TEST(twice.sessionExitStatus.value_or("") == "FAILED");
     BOOST_TEST(twice.resources.at(0).errorDescription.find("UNPUBLISHED") != std::string::npos);
 
@@ -117,7 +128,9 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
     BOOST_TEST(disposed.sessionExitStatus.value_or("") == "SUCCESS");
     BOOST_TEST(outcomes(disposed).size() == 2u);
     for (const auto& [key, outcome] : outcomes(disposed)) {
-        BOOST_TEST_CONTEXT(key) { BOOST_TEST(outcome.first == "REMOVED"); }
+        BOOST_TEST_CONTEXT(key) {
+            BOOST_TEST(outcome.first == "REMOVED");
+        }
     }
     BOOST_TEST(rowsOf(*client).empty());
     // Disposing an empty scope is an empty, successful session.
@@ -127,7 +140,8 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
     BOOST_TEST(schemaProblems(kXmlDeclaration + client->getReport(empty.id), rm.dir()) == "");
 
     // Re-adding a removed resource brings it back.
-    auto back = waitClosed(*client, client->addResources(plainRequest({{"GenericResource", "gr-1"}})));
+    auto back =
+        waitClosed(*client, client->addResources(plainRequest({{"GenericResource", "gr-1"}})));
     BOOST_TEST(back.sessionExitStatus.value_or("") == "SUCCESS");
     BOOST_TEST(rowsOf(*client) == std::vector<std::string>{"GenericResource gr-1 PUBLISHED"});
 }
@@ -135,8 +149,9 @@ BOOST_AUTO_TEST_CASE(add_list_remove_dispose) {
 BOOST_AUTO_TEST_CASE(ghn_of_unregistered_node_fails_clearly) {
     RmInstance rm;
     auto client = rm.client();
-    auto report = waitClosed(*client, client->addResources(plainRequest(
-                                          {{"GHN", "no-such-node"}, {"GenericResource", "ok-1"}})));
+    auto report = waitClosed(
+        *client,
+        client->addResources(plainRequest({{"GHN", "no-such-node"}, {"GenericResource", "ok-1"}})));
     BOOST_TEST(report.sessionExitStatus.value_or("") == "FAILED");
     auto o = outcomes(report);
     BOOST_TEST(o["GHN no-such-node"].first == "FAILED");
@@ -145,7 +160,8 @@ BOOST_AUTO_TEST_CASE(ghn_of_unregistered_node_fails_clearly) {
     BOOST_TEST(why.find("not a node registered") != std::string::npos);
     BOOST_TEST(o["GenericResource ok-1"].first == "ADDED");
     BOOST_TEST(rowsOf(*client) == std::vector<std::string>{"GenericResource ok-1 PUBLISHED"});
-    auto running = waitClosed(*client, client->addResources(plainRequest({{"RunningInstance", "ri-1"}})));
+    auto running =
+        waitClosed(*client, client->addResources(plainRequest({{"RunningInstance", "ri-1"}})));
     BOOST_TEST(running.sessionExitStatus.value_or("") == "FAILED");
     BOOST_TEST(running.resources.at(0).errorDescription.find("ri-1") != std::string::npos);
 }
@@ -157,30 +173,39 @@ BOOST_AUTO_TEST_CASE(faults_change_nothing) {
     auto before = snapshot(rm);
     BOOST_TEST(before.reportIds.size() == 1u);
 
-    BOOST_TEST(faultOf([&] { client->addResources(plainRequest({{"GenericResource", "x"}}, "/gcube/other")); }) ==
-               "InvalidScopeFault");
-    BOOST_TEST(faultOf([&] { client->addResources(plainRequest({{"GenericResource", "x"}}, "/gcube")); }) ==
-               "InvalidScopeFault");
-    BOOST_TEST(faultOf([&] { client->removeResources(plainRequest({{"GenericResource", "keep"}}, "/x")); }) ==
-               "InvalidScopeFault");
+    BOOST_TEST(faultOf([&] {
+                   client->addResources(plainRequest({{"GenericResource", "x"}}, "/gcube/other"));
+               }) == "InvalidScopeFault");
+    BOOST_TEST(faultOf([&] {
+                   client->addResources(plainRequest({{"GenericResource", "x"}}, "/gcube"));
+               }) == "InvalidScopeFault");
+    BOOST_TEST(faultOf([&] {
+                   client->removeResources(plainRequest({{"GenericResource", "keep"}}, "/x"));
+               }) == "InvalidScopeFault");
     BOOST_TEST(faultOf([&] { client->disposeScope("/gcube/devsec/sub"); }) == "InvalidScopeFault");
-    BOOST_TEST(faultOf([&] { client->getReport("00000000-0000-0000-0000-000000000000"); }) == "NoSuchReportFault");
+    BOOST_TEST(faultOf([&] { client->getReport("00000000-0000-0000-0000-000000000000"); }) ==
+               "NoSuchReportFault");
     BOOST_TEST(faultOf([&] { client->getReport("../../etc/passwd"); }) == "NoSuchReportFault");
     BOOST_TEST(faultOf([&] { client->getReport(""); }) == "NoSuchReportFault");
     for (const auto& bad : std::vector<std::vector<std::pair<std::string, std::string>>>{
-             {{"NoSuchType", "x"}},                                     // unknown type
-             {{"GenericResource", "ok"}, {"genericresource", "x"}},     // case matters
-             {{"GenericResource", "bad id"}},                           // bad identifier
+             {{"NoSuchType", "x"}},                                  // unknown type
+             {{"GenericResource", "ok"}, {"genericresource", "x"}},  // case matters
+             {{"GenericResource", "bad id"}},                        // bad identifier
              {{"GenericResource", "../x"}},
              {{"GenericResource", ""}},
              {{"GenericResource", std::string(201, 'a')}},
-             {{"GenericResource", "dup"}, {"Collection", "c"}, {"GenericResource", "dup"}},  // duplicate
-             {},                                                        // nothing to do
+             {{"GenericResource", "dup"},
+              {"Collection", "c"},
+              {"GenericResource", "dup"}},  // duplicate
+             {},                            // nothing to do
          }) {
-        std::string what = bad.empty() ? "empty" : bad.back().first + ":" + bad.back().second.substr(0, 20);
+        std::string what =
+            bad.empty() ? "empty" : bad.back().first + ":" + bad.back().second.substr(0, 20);
         BOOST_TEST_CONTEXT(what) {
-            BOOST_TEST(faultOf([&] { client->addResources(plainRequest(bad)); }) == "InvalidRequestFault");
-            BOOST_TEST(faultOf([&] { client->removeResources(plainRequest(bad)); }) == "InvalidRequestFault");
+            BOOST_TEST(faultOf([&] { client->addResources(plainRequest(bad)); }) ==
+                       "InvalidRequestFault");
+            BOOST_TEST(faultOf([&] { client->removeResources(plainRequest(bad)); }) ==
+                       "InvalidRequestFault");
         }
     }
     // The fault says what is wrong.
@@ -190,10 +215,15 @@ BOOST_AUTO_TEST_CASE(faults_change_nothing) {
     } catch (const ClientError& e) {
         BOOST_TEST(std::string(e.what()).find("Frobnicator") != std::string::npos);
     }
-    BOOST_TEST(faultOf([&] { client->listResources(std::nullopt, std::string("NOTASTATE")); }) != "<no fault>");
+    BOOST_TEST(faultOf([&] { client->listResources(std::nullopt, std::string("NOTASTATE")); }) !=
+               "<no fault>");
     BOOST_TEST(snapshot(rm) == before);
-    BOOST_TEST(httpRequest(rm.url(), "GET", "/reports/00000000-0000-0000-0000-000000000000.xml").status == 404);
-    BOOST_TEST(httpRequest(rm.url(), "GET", "/reports/00000000-0000-0000-0000-000000000000").status == 404);
+    BOOST_TEST(
+        httpRequest(rm.url(), "GET", "/reports/00000000-0000-0000-0000-000000000000.xml").status ==
+        404);
+    BOOST_TEST(
+        httpRequest(rm.url(), "GET", "/reports/00000000-0000-0000-0000-000000000000").status ==
+        404);
 }
 
 BOOST_AUTO_TEST_CASE(users_file_requires_credentials) {
@@ -207,17 +237,21 @@ BOOST_AUTO_TEST_CASE(users_file_requires_credentials) {
     RmInstance rm({"--users", file.string()});
     auto anonymous = rm.client();
     auto before = snapshot(rm);
-    BOOST_TEST(faultOf([&] { anonymous->addResources(plainRequest({{"GenericResource", "a"}})); }) ==
-               "AccessDeniedFault");
-    BOOST_TEST(faultOf([&] { anonymous->removeResources(plainRequest({{"GenericResource", "a"}})); }) ==
-               "AccessDeniedFault");
+    BOOST_TEST(faultOf([&] {
+                   anonymous->addResources(plainRequest({{"GenericResource", "a"}}));
+               }) == "AccessDeniedFault");
+    BOOST_TEST(faultOf([&] {
+                   anonymous->removeResources(plainRequest({{"GenericResource", "a"}}));
+               }) == "AccessDeniedFault");
     BOOST_TEST(faultOf([&] { anonymous->disposeScope(kScope); }) == "AccessDeniedFault");
     auto wrong = rm.client("alice", "not-the-password");
-    BOOST_TEST(faultOf([&] { wrong->addResources(plainRequest({{"GenericResource", "a"}})); }) ==
-               "AccessDeniedFault");
+    BOOST_TEST(faultOf([&] {
+                   wrong->addResources(plainRequest({{"GenericResource", "a"}}));
+               }) == "AccessDeniedFault");
     auto otherScope = rm.client("bob", "bob-pw");
-    BOOST_TEST(faultOf([&] { otherScope->addResources(plainRequest({{"GenericResource", "a"}})); }) ==
-               "AccessDeniedFault");
+    BOOST_TEST(faultOf([&] {
+                   otherScope->addResources(plainRequest({{"GenericResource", "a"}}));
+               }) == "AccessDeniedFault");
     BOOST_TEST(snapshot(rm) == before);
 
     auto alice = rm.client("alice", "s3cret-pw");
@@ -267,7 +301,8 @@ BOOST_AUTO_TEST_CASE(browser_views) {
             auto wsdl = httpRequest(rm.url(), "GET", path);
             BOOST_TEST(wsdl.status == 200);
             BOOST_TEST(wsdl.contentType.find("xml") != std::string::npos);
-            BOOST_TEST(wsdl.body.find("<soap:address location=\"" + rm.url() + "/\"/>") != std::string::npos);
+            BOOST_TEST(wsdl.body.find("<soap:address location=\"" + rm.url() + "/\"/>") !=
+                       std::string::npos);
             BOOST_TEST(wsdl.body.find("wsdl:definitions") != std::string::npos);
         }
     }
@@ -279,7 +314,8 @@ BOOST_AUTO_TEST_CASE(browser_views) {
     BOOST_TEST(metrics.status == 200);
     BOOST_TEST(metrics.contentType.find("text/plain") != std::string::npos);
     BOOST_TEST(metrics.body.find("# TYPE rm_scoped_resources gauge") != std::string::npos);
-    BOOST_TEST(metrics.body.find("rm_scoped_resources{state=\"PUBLISHED\"} 400\n") != std::string::npos);
+    BOOST_TEST(metrics.body.find("rm_scoped_resources{state=\"PUBLISHED\"} 400\n") !=
+               std::string::npos);
     BOOST_TEST(metricValue(metrics.body, "rm_open_sessions") == "0");
 
     auto engine = httpRequest(rm.url(), "GET", "/engine");
@@ -288,8 +324,8 @@ BOOST_AUTO_TEST_CASE(browser_views) {
     BOOST_TEST(engine.body.find("\"workers\"") != std::string::npos);
     for (const char* worker : {"state", "api", "sessions", "presence"}) {
         BOOST_TEST_CONTEXT(worker) {
-            BOOST_TEST(engine.body.find("\"name\":\"" + std::string(worker) + "\",\"state\":\"started\"") !=
-                       std::string::npos);
+            BOOST_TEST(engine.body.find("\"name\":\"" + std::string(worker) +
+                                        "\",\"state\":\"started\"") != std::string::npos);
         }
     }
     BOOST_TEST(httpRequest(rm.url(), "GET", "/no/such/page").status == 404);
@@ -300,27 +336,31 @@ BOOST_AUTO_TEST_CASE(browser_views) {
 BOOST_AUTO_TEST_CASE(rmctl_exit_statuses) {
     RmInstance rm;
     auto out = rm.dir() / "rmctl.out";
-    BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "add", "--scope", kScope, "--resource",
-                                    "GenericResource:cli-1", "--resource", "Collection:cli-2", "--wait"},
+    BOOST_TEST(runProgram("rmctl",
+                          {"--manager", rm.url(), "add", "--scope", kScope, "--resource",
+                           "GenericResource:cli-1", "--resource", "Collection:cli-2", "--wait"},
                           out) == 0);
     BOOST_TEST_MESSAGE("rmctl add: " << readText(out));
     auto client = rm.client();
-    BOOST_TEST(rowsOf(*client) ==
-               (std::vector<std::string>{"Collection cli-2 PUBLISHED", "GenericResource cli-1 PUBLISHED"}));
+    BOOST_TEST(rowsOf(*client) == (std::vector<std::string>{"Collection cli-2 PUBLISHED",
+                                                            "GenericResource cli-1 PUBLISHED"}));
     BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "resources"}, out) == 0);
     BOOST_TEST(readText(out).find("cli-1") != std::string::npos);
     BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "nodes"}, out) == 0);
 
     // A session that ends FAILED.
-    BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "remove", "--scope", kScope, "--resource",
-                                    "GenericResource:not-there", "--wait"},
+    BOOST_TEST(runProgram("rmctl",
+                          {"--manager", rm.url(), "remove", "--scope", kScope, "--resource",
+                           "GenericResource:not-there", "--wait"},
                           out) == 1);
-    BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "add", "--scope", kScope, "--resource",
-                                    "GHN:unknown-node", "--wait"},
+    BOOST_TEST(runProgram("rmctl",
+                          {"--manager", rm.url(), "add", "--scope", kScope, "--resource",
+                           "GHN:unknown-node", "--wait"},
                           out) == 1);
     // A request the RM refuses.
-    BOOST_TEST(runProgram("rmctl", {"--manager", rm.url(), "add", "--scope", "/wrong/scope", "--resource",
-                                    "GenericResource:x", "--wait"},
+    BOOST_TEST(runProgram("rmctl",
+                          {"--manager", rm.url(), "add", "--scope", "/wrong/scope", "--resource",
+                           "GenericResource:x", "--wait"},
                           out) == 1);
     // report ID --wait of a finished successful session.
     std::string id = client->addResources(plainRequest({{"GenericResource", "cli-3"}}));
@@ -331,8 +371,9 @@ BOOST_AUTO_TEST_CASE(rmctl_exit_statuses) {
     // The RM is down.
     std::string url = rm.url();
     rm.kill9();
-    BOOST_TEST(runProgram("rmctl", {"--manager", url, "add", "--scope", kScope, "--resource",
-                                    "GenericResource:x", "--wait"},
+    BOOST_TEST(runProgram("rmctl",
+                          {"--manager", url, "add", "--scope", kScope, "--resource",
+                           "GenericResource:x", "--wait"},
                           out) == 3);
     BOOST_TEST(runProgram("rmctl", {"--manager", url, "report", id}, out) == 3);
 }

@@ -36,7 +36,7 @@ inline const std::string kXmlDeclaration = "<?xml version=\"1.0\" encoding=\"UTF
 
 // One resource-manager with its own state and repository directories. restart() keeps them.
 class RmInstance {
-public:
+  public:
     explicit RmInstance(std::vector<std::string> extraArgs = {}) : extra_(std::move(extraArgs)) {
         std::filesystem::create_directories(repository());
         start();
@@ -49,10 +49,9 @@ public:
     DaemonProcess& daemon() { return *daemon_; }
 
     void start() {
-        std::vector<std::string> args{"--scope",      kScope,
-                                      "--listen",     "127.0.0.1:0",
-                                      "--state-dir",  stateDir().string(),
-                                      "--repository", repository().string()};
+        std::vector<std::string> args{
+            "--scope",           kScope,         "--listen",           "127.0.0.1:0", "--state-dir",
+            stateDir().string(), "--repository", repository().string()};
         args.insert(args.end(), extra_.begin(), extra_.end());
         daemon_ = std::make_unique<DaemonProcess>("resource-manager", args, logFile());
     }
@@ -62,7 +61,8 @@ public:
         start();
     }
 
-    rm::client::ClientOptions options(const std::string& user = {}, const std::string& password = {},
+    rm::client::ClientOptions options(const std::string& user = {},
+                                      const std::string& password = {},
                                       int timeoutSeconds = 10) const {
         rm::client::ClientOptions o;
         o.url = url();
@@ -76,14 +76,15 @@ public:
         return std::make_unique<rm::client::RmClient>(options(user, password));
     }
 
-private:
+  private:
     TempDir dir_{"rm-it"};
     std::vector<std::string> extra_;
     std::unique_ptr<DaemonProcess> daemon_;
 };
 
 inline rm::client::ScopeRequest plainRequest(
-    const std::vector<std::pair<std::string, std::string>>& resources, const std::string& scope = kScope) {
+    const std::vector<std::pair<std::string, std::string>>& resources,
+    const std::string& scope = kScope) {
     rm::client::ScopeRequest r;
     r.targetScope = scope;
     r.resources = resources;
@@ -91,8 +92,9 @@ inline rm::client::ScopeRequest plainRequest(
 }
 
 // Polls GetReport until the report is CLOSED; fails the test (throws) after `timeout`.
-inline rm::reports::ResourceReport waitClosed(rm::client::RmClient& client, const std::string& id,
-                                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+inline rm::reports::ResourceReport waitClosed(
+    rm::client::RmClient& client, const std::string& id,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         auto report = rm::reports::parseReportXml(client.getReport(id));
@@ -126,8 +128,9 @@ inline RawResult rawExchange(const std::string& url, const std::string& bytes,
     try {
         size_t sent = 0;
         while (sent < bytes.size()) {
-            int n = socket.sendBytes(bytes.data() + sent,
-                                     static_cast<int>(std::min<size_t>(bytes.size() - sent, 65536)));
+            int n =
+                socket.sendBytes(bytes.data() + sent,
+                                 static_cast<int>(std::min<size_t>(bytes.size() - sent, 65536)));
             if (n <= 0) {
                 result.sendFailed = true;
                 break;
@@ -170,8 +173,9 @@ inline std::string httpPost(const std::string& url, const std::string& body,
                             const std::string& extraHeaders = {}) {
     Poco::URI uri(url);
     return "POST / HTTP/1.1\r\nHost: " + uri.getHost() + ":" + std::to_string(uri.getPort()) +
-           "\r\nContent-Type: " + contentType + "\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n" + extraHeaders + "\r\n" + body;
+           "\r\nContent-Type: " + contentType +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extraHeaders + "\r\n" +
+           body;
 }
 
 inline RawResult soapPost(const std::string& url, const std::string& body,
@@ -186,8 +190,9 @@ inline std::string envelope(const std::string& bodyContent, const std::string& p
            bodyContent + "</SOAP-ENV:Body></SOAP-ENV:Envelope>";
 }
 
-inline std::string addResourcesBody(const std::vector<std::pair<std::string, std::string>>& resources,
-                                    const std::string& scope = kScope) {
+inline std::string addResourcesBody(
+    const std::vector<std::pair<std::string, std::string>>& resources,
+    const std::string& scope = kScope) {
     std::string body = "<rm:AddResources><resources>";
     for (const auto& [type, id] : resources) {
         body += "<resource><ID>" + id + "</ID><Type>" + type + "</Type></resource>";
@@ -215,7 +220,8 @@ inline std::string metricValue(const std::string& metrics, const std::string& na
 inline ScopeSnapshot snapshot(const RmInstance& rm) {
     ScopeSnapshot s;
     auto page = httpRequest(rm.url(), "GET", "/");
-    if (page.status != 200) throw std::runtime_error("GET / answered " + std::to_string(page.status));
+    if (page.status != 200)
+        throw std::runtime_error("GET / answered " + std::to_string(page.status));
     static const std::regex link(R"re(href="/reports/([^"]+)")re");
     for (std::sregex_iterator it(page.body.begin(), page.body.end(), link), end; it != end; ++it) {
         s.reportIds.insert((*it)[1]);
@@ -238,13 +244,15 @@ inline std::ostream& operator<<(std::ostream& out, const ScopeSnapshot& s) {
 // killed). stdout and stderr go to `output` when given.
 inline int runProgram(const std::string& program, std::vector<std::string> args,
                       const std::filesystem::path& output = "/dev/null") {
-    std::string path = program.find('/') == std::string::npos ? (binDir() / program).string() : program;
+    std::string path =
+        program.find('/') == std::string::npos ? (binDir() / program).string() : program;
     std::vector<char*> argv{path.data()};
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     pid_t pid = -1;
     int rc = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
@@ -268,7 +276,8 @@ namespace rm::testing {
 
 // Validates a report document (with its XML declaration) against wsdl/ResourceReport.xsd with
 // xmllint, the reference validator; returns xmllint's diagnostics, empty when valid.
-inline std::string schemaProblems(const std::string& document, const std::filesystem::path& workDir) {
+inline std::string schemaProblems(const std::string& document,
+                                  const std::filesystem::path& workDir) {
     auto file = workDir / "report-to-validate.xml";
     auto out = workDir / "xmllint.out";
     {
@@ -288,7 +297,8 @@ std::string faultOf(Call&& call) {
     try {
         call();
     } catch (const rm::client::ClientError& e) {
-        if (e.kind != rm::client::ClientError::Kind::Fault) return std::string("<not a fault: ") + e.what() + ">";
+        if (e.kind != rm::client::ClientError::Kind::Fault)
+            return std::string("<not a fault: ") + e.what() + ">";
         return e.faultName.empty() ? std::string("<untyped fault: ") + e.what() + ">" : e.faultName;
     }
     return "<no fault>";
@@ -298,6 +308,8 @@ std::string faultOf(Call&& call) {
 
 namespace rm::testing {
 inline long long elapsedMs(std::chrono::steady_clock::time_point since) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 since)
+        .count();
 }
 }  // namespace rm::testing

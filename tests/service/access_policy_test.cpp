@@ -31,11 +31,13 @@ BOOST_AUTO_TEST_CASE(open_policy_allows_everyone) {
 BOOST_AUTO_TEST_CASE(file_parsing_and_checks) {
     ScratchDir dir;
     auto file = dir.path() / "users";
-    writeFile(file, "# operators\n"
-                    "\n"
-                    "alice:" + AccessPolicy::sha256Hex("alice-pw") + "\n" +
-                    "bob:" + AccessPolicy::sha256Hex("bob-pw") + ":/gcube/other,/gcube/devsec\n" +
-                    "carol:" + AccessPolicy::sha256Hex("carol-pw") + ":/gcube/other\n");
+    writeFile(file,
+              "# operators\n"
+              "\n"
+              "alice:" +
+                  AccessPolicy::sha256Hex("alice-pw") + "\n" +
+                  "bob:" + AccessPolicy::sha256Hex("bob-pw") + ":/gcube/other,/gcube/devsec\n" +
+                  "carol:" + AccessPolicy::sha256Hex("carol-pw") + ":/gcube/other\n");
     auto policy = AccessPolicy::fromFile(file);
     BOOST_TEST(!policy.open());
 

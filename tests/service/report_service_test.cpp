@@ -17,7 +17,8 @@ namespace {
 struct ReportFixture {
     ScratchDir dir;
     ScopeStore store{dir.path(), quietLogger()};
-    ReportService reports{store, 4};
+    Deployments deployments{store, quietLogger()};
+    ReportService reports{store, deployments, 4};
 
     void open(const std::string& id, SessionOperation op, std::vector<ResourceKey> keys) {
         NewSession s;

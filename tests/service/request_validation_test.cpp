@@ -13,11 +13,15 @@ BOOST_AUTO_TEST_SUITE(request_validation)
 
 BOOST_AUTO_TEST_CASE(scopes) {
     for (const char* good : {"/gcube", "/gcube/devsec", "/a/b/c", "/infra-1/VO_2/v.r.e"}) {
-        BOOST_TEST_CONTEXT(good) { BOOST_TEST(isValidScope(good)); }
+        BOOST_TEST_CONTEXT(good) {
+            BOOST_TEST(isValidScope(good));
+        }
     }
     for (const char* bad : {"", "/", "gcube", "gcube/devsec", "/gcube/", "//gcube", "/gcube//x",
                             "/gcube/../etc", "/gcube/.", "/a b", "/a\nb", "/ä", "/a;b", "/a/b?c"}) {
-        BOOST_TEST_CONTEXT("'" << bad << "'") { BOOST_TEST(!isValidScope(bad)); }
+        BOOST_TEST_CONTEXT("'" << bad << "'") {
+            BOOST_TEST(!isValidScope(bad));
+        }
     }
     std::string sixteen, seventeen;
     for (int i = 0; i < 16; ++i) sixteen += "/s";
@@ -34,7 +38,9 @@ BOOST_AUTO_TEST_CASE(identifiers_and_names) {
     BOOST_TEST(isValidIdentifier(std::string(200, 'x')));
     BOOST_TEST(!isValidIdentifier(std::string(201, 'x')));
     for (const char* bad : {"", "a b", "a/b", "../x", "a<b", "a&b", "a'b", "a\"b", "é", "a\tb"}) {
-        BOOST_TEST_CONTEXT("'" << bad << "'") { BOOST_TEST(!isValidIdentifier(bad)); }
+        BOOST_TEST_CONTEXT("'" << bad << "'") {
+            BOOST_TEST(!isValidIdentifier(bad));
+        }
     }
     BOOST_TEST(!isValidIdentifier(std::string("a\0b", 3)));
     BOOST_TEST(isValidName("node-1.example_org"));
@@ -44,22 +50,26 @@ BOOST_AUTO_TEST_CASE(identifiers_and_names) {
 }
 
 BOOST_AUTO_TEST_CASE(endpoints) {
-    for (const char* good : {"http://127.0.0.1:9001", "https://node.example.org/",
-                             "http://[::1]:9001/deployer"}) {
-        BOOST_TEST_CONTEXT(good) { BOOST_TEST(isValidEndpoint(good)); }
+    for (const char* good :
+         {"http://127.0.0.1:9001", "https://node.example.org/", "http://[::1]:9001/deployer"}) {
+        BOOST_TEST_CONTEXT(good) {
+            BOOST_TEST(isValidEndpoint(good));
+        }
     }
     for (const char* bad : {"", "ftp://host/", "http://", "https://", "http:///path", "http://:80",
                             "file:///etc/passwd", "http://host/a b", "http://host/\r\nX: y",
                             "javascript:alert(1)", "HTTP//host"}) {
-        BOOST_TEST_CONTEXT("'" << bad << "'") { BOOST_TEST(!isValidEndpoint(bad)); }
+        BOOST_TEST_CONTEXT("'" << bad << "'") {
+            BOOST_TEST(!isValidEndpoint(bad));
+        }
     }
     BOOST_TEST(!isValidEndpoint("http://h/" + std::string(2000, 'a')));
 }
 
 BOOST_AUTO_TEST_CASE(known_types) {
     const auto& types = knownResourceTypes();
-    for (const char* t : {"GHN", "RunningInstance", "GenericResource", "RuntimeResource", "Collection",
-                          "MetadataCollection"}) {
+    for (const char* t : {"GHN", "RunningInstance", "GenericResource", "RuntimeResource",
+                          "Collection", "MetadataCollection"}) {
         BOOST_TEST_CONTEXT(t) {
             BOOST_TEST((std::find(types.begin(), types.end(), t) != types.end()));
         }
@@ -93,9 +103,8 @@ BOOST_AUTO_TEST_CASE(resources_bad_identifier) {
 }
 
 BOOST_AUTO_TEST_CASE(resources_duplicates) {
-    auto problem = validateResources({{"GenericResource", "a"}, {"Collection", "b"},
-                                      {"GenericResource", "a"}},
-                                     10);
+    auto problem = validateResources(
+        {{"GenericResource", "a"}, {"Collection", "b"}, {"GenericResource", "a"}}, 10);
     BOOST_REQUIRE(problem.has_value());
     BOOST_TEST(problem->find("listed twice") != std::string::npos);
     BOOST_TEST(problem->find("GenericResource a") != std::string::npos);

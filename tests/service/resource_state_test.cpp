@@ -84,16 +84,16 @@ BOOST_AUTO_TEST_CASE(every_other_move_is_refused) {
 BOOST_AUTO_TEST_CASE(named_illegal_moves) {
     // The ones a buggy processor would most plausibly attempt.
     const std::array<std::pair<S, S>, 10> table{{
-        {S::Created, S::Added},            // skipping ADDREQUESTED
-        {S::Created, S::Published},        // skipping everything
-        {S::Published, S::Removed},        // skipping REMOVEREQUESTED
-        {S::Published, S::Added},          // backwards
-        {S::Removed, S::Published},        // back into scope without a new life
-        {S::Unpublished, S::AddRequested}, // a new life starts at CREATED, not here
-        {S::Lost, S::Lost},                // LOST is not re-entered
+        {S::Created, S::Added},             // skipping ADDREQUESTED
+        {S::Created, S::Published},         // skipping everything
+        {S::Published, S::Removed},         // skipping REMOVEREQUESTED
+        {S::Published, S::Added},           // backwards
+        {S::Removed, S::Published},         // back into scope without a new life
+        {S::Unpublished, S::AddRequested},  // a new life starts at CREATED, not here
+        {S::Lost, S::Lost},                 // LOST is not re-entered
         {S::Lost, S::Published},
         {S::AddRequested, S::RemoveRequested},
-        {S::Published, S::Published},      // self moves are not moves
+        {S::Published, S::Published},  // self moves are not moves
     }};
     for (const auto& [from, to] : table) {
         BOOST_TEST_CONTEXT(toString(from) << " -> " << toString(to)) {
@@ -104,8 +104,9 @@ BOOST_AUTO_TEST_CASE(named_illegal_moves) {
 }
 
 BOOST_AUTO_TEST_CASE(names_round_trip) {
-    const std::array<const char*, 8> names{"CREATED", "ADDREQUESTED",    "ADDED",   "PUBLISHED",
-                                           "REMOVEREQUESTED", "REMOVED", "UNPUBLISHED", "LOST"};
+    const std::array<const char*, 8> names{
+        "CREATED",         "ADDREQUESTED", "ADDED",       "PUBLISHED",
+        "REMOVEREQUESTED", "REMOVED",      "UNPUBLISHED", "LOST"};
     for (size_t i = 0; i < kAll.size(); ++i) {
         BOOST_TEST(toString(kAll[i]) == names[i]);
         auto parsed = parseResourceState(names[i]);
@@ -122,7 +123,8 @@ BOOST_AUTO_TEST_CASE(in_scope_states) {
     for (S s : kAll) {
         if (isInScope(s)) inScope.insert(s);
     }
-    BOOST_TEST((inScope == std::set<S>{S::AddRequested, S::Added, S::Published, S::RemoveRequested}));
+    BOOST_TEST(
+        (inScope == std::set<S>{S::AddRequested, S::Added, S::Published, S::RemoveRequested}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

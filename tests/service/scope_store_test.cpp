@@ -135,7 +135,8 @@ BOOST_AUTO_TEST_CASE(illegal_move_throws_and_writes_nothing) {
 
 BOOST_AUTO_TEST_CASE(item_without_moves_only_records_outcome) {
     store->createSession(newSession("s1", SessionOperation::RemoveResources, {kA}));
-    store->applyItem("s1", 0, kA, {{}, "FAILED", "GenericResource res-a is not in scope", ""}, 1000);
+    store->applyItem("s1", 0, kA, {{}, "FAILED", "GenericResource res-a is not in scope", ""},
+                     1000);
     BOOST_TEST(!store->resource(kA).has_value());
     auto items = store->sessionResources("s1");
     BOOST_TEST(items[0].status == "FAILED");
