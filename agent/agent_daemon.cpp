@@ -167,6 +167,7 @@ std::string stateJson(AgentStore& store, const std::string& slot, const Presence
 NodeAgentDaemon::NodeAgentDaemon(AgentConfig config, common::Logger& logger)
     : config_(std::move(config)),
       logger_(logger),
+      faults_(common::FaultPoints::fromEnvironment(config_.root, logger)),
       engine_(config_.engine, [&logger](std::string_view level, std::string_view message) {
           logger.write(level == "error"  ? LogLevel::error
                        : level == "warn" ? LogLevel::warn
@@ -217,7 +218,10 @@ void NodeAgentDaemon::installOutbox() {
                       [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
                           auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
                           auto transport = std::make_shared<SoapReportTransport>();
-                          auto sender = std::make_shared<OutboxSender>(*store, *transport, logger_);
+                          OutboxOptions options;
+                          options.faults = faults();
+                          auto sender =
+                              std::make_shared<OutboxSender>(*store, *transport, logger_, options);
                           return std::make_unique<engine::ServiceWorker<OutboxSender>>(
                               sender, [store, transport](OutboxSender& s, std::stop_token stop) {
                                   s.run(stop);
@@ -235,8 +239,10 @@ void NodeAgentDaemon::installRealNode() {
                             auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
                             auto runtime = std::make_shared<Runtime>();
                             runtime->supervisor = std::make_unique<Supervisor>();
+                            ContainerOptions options;
+                            options.faults = faults();
                             runtime->handler = std::make_shared<ContainerPackages>(
-                                config_.root, *runtime->supervisor, logger_);
+                                config_.root, *runtime->supervisor, logger_, options);
                             runtime->keepProcesses = config_.keepProcessesOnExit;
                             runtime->logger = &logger_;
                             runtime->handler->adoptRunning(store->deployed(kLocalSlot),
@@ -274,7 +280,7 @@ void NodeAgentDaemon::installRealNode() {
                        api->store = store;
                        api->handler = runtime->handler;
                        auto context = std::make_shared<DeployerContext>(
-                           DeployerContext{*store, kLocalSlot, *runtime->handler, logger_, 1000});
+                           DeployerContext{*store, kLocalSlot, *runtime->handler, logger_, 1000, faults()});
                        common::ServerOptions options = config_.server;
                        if (!boundPorts_.empty()) options.port = boundPorts_[0];
                        auto url = std::make_shared<std::string>();
@@ -385,7 +391,7 @@ void NodeAgentDaemon::installHollowNodes() {
                 for (int i = 0; i < config_.hollow; ++i) {
                     std::string slot = hollowNodeName(config_.name, i);
                     auto context = std::make_shared<DeployerContext>(
-                        DeployerContext{*store, slot, *handler, logger_, 1000});
+                        DeployerContext{*store, slot, *handler, logger_, 1000, faults()});
                     common::ServerOptions options = config_.server;
                     options.threads = 2;  // hundreds of nodes in one process: keep each one cheap
                     if (static_cast<size_t>(i) < boundPorts_.size()) {

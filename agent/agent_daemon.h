@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/engine.h"
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "common/settings.h"
 #include "common/soap_server.h"
@@ -50,9 +52,13 @@ class NodeAgentDaemon {
     void installHollowNodes();
     void installStore();
     void installOutbox();
+    // nullptr when no fault is configured: the points then cost one null check.
+    common::FaultPoints* faults() const { return faults_->enabled() ? faults_.get() : nullptr; }
 
     AgentConfig config_;
     common::Logger& logger_;
+    // From RM_FAULTS and <root>/faults; empty (and free) unless a test configured faults.
+    std::unique_ptr<common::FaultPoints> faults_;
     engine::Engine engine_;
     // Kept across restarts of the api worker so that the URLs announced and registered stay valid.
     std::vector<int> boundPorts_;

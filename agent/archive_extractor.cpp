@@ -257,6 +257,7 @@ class Unpacker {
                 }
                 unpackEntry(reader.get(), writer.get(), entry, raw);
                 previous = raw;
+                if (limits_.onEntry) limits_.onEntry(entries);
             } catch (const Refused& refused) {
                 fail(refused.entry, refused.reason);
             }

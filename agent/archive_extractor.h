@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,6 +19,8 @@ struct ExtractLimits {
     std::uint64_t maxTotalBytes = std::uint64_t{1} << 30;  // sum of unpacked file sizes
     std::uint64_t maxEntries = 100'000;
     std::size_t maxPathLength = 1024;  // of entry names and symlink targets
+    // Called after each entry is written (with how many are), e.g. to inject a fault mid-unpack.
+    std::function<void(std::uint64_t)> onEntry;
 };
 
 // Why an archive was refused or could not be unpacked. entry() is empty when the problem is the

@@ -2,6 +2,9 @@
 
 #include <Poco/UUIDGenerator.h>
 
+#include <cctype>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 
@@ -43,7 +46,24 @@ ContainerPackages::ContainerPackages(fs::path root, Supervisor& supervisor, comm
       supervisor_(supervisor),
       logger_(logger),
       options_(options),
-      steps_(options.stepKillGrace) {}
+      steps_(options.stepKillGrace) {
+    options_.download.faults = options_.faults;
+    if (options_.faults) {
+        auto* faults = options_.faults;
+        options_.extract.onEntry = [faults](std::uint64_t entries) {
+            if (entries == 1) faults->check("agent.mid_unpack");
+        };
+    }
+}
+
+namespace {
+// "Install" -> "agent.before_install": the names the fault points are configured by.
+std::string stepPoint(const char* when, const char* step) {
+    std::string name = std::string("agent.") + when + "_" + step;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+}
+}  // namespace
 
 fs::path ContainerPackages::containerOf(const deployer::PackageCoordinates& c) const {
     return root_ / "services" / c.serviceName / c.packageName;
@@ -113,6 +133,7 @@ void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep&
                         containerOf(c), environment(c, nodeId, scope),
                         logFileOf(c),   seconds(step.timeoutSeconds)};
     Log(logger_, LogLevel::info, "step_started").kv("package", processId(c)).kv("step", name);
+    common::checkFault(options_.faults, stepPoint("before", name));
     StepResult result = steps_.run(request, stop);
     if (result.outcome == StepResult::Outcome::Cancelled || stop.stop_requested())
         throw Interrupted();
@@ -122,6 +143,7 @@ void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep&
         .kv("outcome", toString(result.outcome))
         .kv("exit", result.exitCode);
     if (!result.succeeded()) throw std::runtime_error(result.message);
+    common::checkFault(options_.faults, stepPoint("after", name));
 }
 
 void ContainerPackages::fetch(const PackageTask& task, const fs::path& container,
@@ -136,7 +158,27 @@ void ContainerPackages::fetch(const PackageTask& task, const fs::path& container
             fs::remove(file, ignored);
         }
     } cleanup{download};
-    downloadFile(request.url, download, options_.download, stop);
+    for (int attempt = 1;; ++attempt) {
+        try {
+            downloadFile(request.url, download, options_.download, stop);
+            break;
+        } catch (const Interrupted&) {
+            throw;
+        } catch (const std::exception& e) {
+            if (attempt >= options_.downloadAttempts) throw;
+            auto wait = std::chrono::milliseconds(500) * (1 << std::min(attempt - 1, 5));
+            Log(logger_, LogLevel::warn, "download_retry")
+                .kv("url", request.url)
+                .kv("attempt", attempt)
+                .kv("retry_in_ms", wait.count())
+                .kv("error", e.what());
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            cv.wait_for(lock, stop, wait, [] { return false; });
+            if (stop.stop_requested()) throw Interrupted();
+        }
+    }
     std::string actual = deployer::sha256File(download);
     if (actual != request.sha256) {
         throw std::runtime_error("checksum mismatch for " + request.url + ": expected SHA-256 " +
@@ -208,7 +250,13 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
                 progress.reach(StateChange{state::kActivated, done, false, row, false});
         }
         ProcessSpec spec = specFor(c, &*profile, task.nodeId, task.scope);
+        common::checkFault(options_.faults, "agent.before_start");
         bool adopted = supervisor_.adopt(spec);
+        // error after the start: the start counts as failed, so what it started must not stay.
+        if (common::faultFails(options_.faults, "agent.after_start")) {
+            supervisor_.stop(spec.id);
+            throw common::InjectedFault("agent.after_start", common::FaultAction::Error);
+        }
         Log(logger_, LogLevel::info, "process_started")
             .kv("package", spec.id)
             .kv("adopted", adopted);
@@ -216,9 +264,14 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
             std::max(lc.start->timeoutSeconds, lc.ready ? lc.ready->timeoutSeconds : 0);
         std::optional<std::string> readyCommand;
         if (lc.ready) readyCommand = lc.ready->command;
+        common::checkFault(options_.faults, "agent.before_ready");
         ReadyResult ready =
             supervisor_.waitReady(spec.id, readyCommand, seconds(readyTimeout), stop);
         if (stop.stop_requested()) throw Interrupted();  // it keeps running and is adopted again
+        if (ready.ready && common::faultFails(options_.faults, "agent.after_ready")) {
+            supervisor_.stop(spec.id);
+            throw common::InjectedFault("agent.after_ready", common::FaultAction::Error);
+        }
         if (!ready.ready) {
             supervisor_.stop(spec.id);
             throw std::runtime_error("Start: not ready: " + ready.message);

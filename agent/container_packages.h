@@ -14,6 +14,7 @@
 #include "agent/downloader.h"
 #include "agent/step_runner.h"
 #include "agent/supervisor.h"
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "deployer/profile.h"
 
@@ -23,6 +24,10 @@ struct ContainerOptions {
     DownloadOptions download;
     ExtractLimits extract;
     std::chrono::milliseconds stepKillGrace{5000};
+    // A download that fails is tried again this often, waiting 0.5 s, 1 s, 2 s...: the repository
+    // is the RM, and an RM restarting must not fail the deployments it is driving.
+    int downloadAttempts = 6;
+    common::FaultPoints* faults = nullptr;  // agent.mid_unpack and the step points; nullptr: none
 };
 
 class ContainerPackages final : public PackageHandler {

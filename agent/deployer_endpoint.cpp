@@ -166,6 +166,12 @@ int DeployerEndpoint::accept(const NewOperation& op, bool& accepted) {
                             nullptr);
         return SOAP_FAULT;
     }
+    // error/drop: journaled, but the caller hears a failure (a lost reply) and must retry.
+    if (op.kind == OperationKind::Deploy &&
+        common::faultFails(ctx.faults, "agent.after_journal")) {
+        soap_receiver_fault(soap, "fault injected after journaling (agent.after_journal)", nullptr);
+        return SOAP_FAULT;
+    }
     accepted = true;
     return SOAP_OK;
 }

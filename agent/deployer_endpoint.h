@@ -9,6 +9,7 @@
 
 #include "agent/agent_store.h"
 #include "agent/deploy_executor.h"
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "soapDeployerBindingService.h"
 
@@ -20,6 +21,7 @@ struct DeployerContext {
     PackageHandler& handler;  // for the state of running instances
     common::Logger& logger;
     std::size_t maxPackagesPerRequest = 1000;
+    common::FaultPoints* faults = nullptr;  // agent.after_journal; nullptr: none
 };
 
 // nullopt when the request is acceptable, else what is wrong (for InvalidRequestFault).

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "agent/deploy_executor.h"
+#include "common/fault_points.h"
 
 namespace rm::agent {
 
@@ -78,6 +79,9 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
                                          std::to_string(options.maxBytes) + " bytes");
             }
             out.write(buffer, n);
+            // After the first block: a crash here leaves a partial download behind.
+            if (total == static_cast<std::uint64_t>(n))
+                common::checkFault(options.faults, "agent.mid_download");
         }
         if (body.bad())
             throw std::runtime_error("download of " + url + " broke off after " +

@@ -7,12 +7,17 @@
 #include <stop_token>
 #include <string>
 
+namespace rm::common {
+class FaultPoints;
+}
+
 namespace rm::agent {
 
 struct DownloadOptions {
     std::chrono::milliseconds connectTimeout{10000};
     std::chrono::milliseconds ioTimeout{30000};  // per read: a stalled server fails the download
     std::uint64_t maxBytes = std::uint64_t{2} << 30;
+    common::FaultPoints* faults = nullptr;  // agent.mid_download; nullptr: none
 };
 
 // Writes the body of `url` (http:// or https://) to `target`, replacing it. Throws

@@ -85,7 +85,10 @@ std::chrono::milliseconds OutboxSender::sendDue(std::stop_token stop) {
         auto report = store_.snapshot(pending.slot, pending.callbackId);
         if (!report) continue;
         try {
+            // drop before: the report never leaves; drop after: it arrived but the ack was lost.
+            common::checkFault(options_.faults, "agent.before_send");
             transport_.send(*report);
+            common::checkFault(options_.faults, "agent.after_send");
             store_.acknowledge(pending.slot, pending.callbackId, report->sequence);
             Log(logger_, LogLevel::info, "report_sent")
                 .kv("node", pending.slot)

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/agent_store.h"
+#include "common/fault_points.h"
 #include "common/log.h"
 
 class ResourceManagerBindingProxy;
@@ -41,6 +42,7 @@ struct OutboxOptions {
     std::chrono::milliseconds initialBackoff{250};
     std::chrono::milliseconds maxBackoff{10000};
     std::chrono::milliseconds idlePoll{5000};
+    common::FaultPoints* faults = nullptr;  // agent.before_send / agent.after_send; nullptr: none
 };
 
 class OutboxSender {

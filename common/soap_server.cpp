@@ -1,11 +1,15 @@
 #include "common/soap_server.h"
 
+#include "common/request_screen.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <string_view>
 
 #include <stdexcept>
 
@@ -22,15 +26,19 @@ struct SoapServer::WorkerContext {
     std::string accept;
     std::string range;
     int (*defaultParseHeader)(struct soap*, const char*, const char*) = nullptr;
+    size_t (*defaultRecv)(struct soap*, char*, size_t) = nullptr;
+    RequestScreen screen;
 };
 
 void parseListen(const std::string& listen, ServerOptions& options) {
     auto colon = listen.rfind(':');
     if (colon == std::string::npos || colon + 1 == listen.size()) {
-        throw std::runtime_error("listen address '" + listen + "' must be HOST:PORT, e.g. 127.0.0.1:8080");
+        throw std::runtime_error("listen address '" + listen +
+                                 "' must be HOST:PORT, e.g. 127.0.0.1:8080");
     }
     std::string host = listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     int port = 0;
     try {
         size_t used = 0;
@@ -39,7 +47,8 @@ void parseListen(const std::string& listen, ServerOptions& options) {
     } catch (const std::exception&) {
         throw std::runtime_error("listen address '" + listen + "' has an invalid port");
     }
-    if (port < 0 || port > 65535) throw std::runtime_error("listen port out of range in '" + listen + "'");
+    if (port < 0 || port > 65535)
+        throw std::runtime_error("listen port out of range in '" + listen + "'");
     options.host = host.empty() ? "0.0.0.0" : host;
     options.port = port;
 }
@@ -63,12 +72,23 @@ SoapServer::WorkerContext& workerOf(struct soap* soap) {
     return *static_cast<SoapServer::WorkerContext*>(soap->user);
 }
 
-int onGet(struct soap* soap) { return workerOf(soap).server->handleGet(soap, workerOf(soap)); }
+int onGet(struct soap* soap) {
+    return workerOf(soap).server->handleGet(soap, workerOf(soap));
+}
+
+size_t onRecv(struct soap* soap, char* buffer, size_t size) {
+    auto& worker = workerOf(soap);
+    // Reporting end of input makes the parser stop; the serve loop then names the reason.
+    if (worker.screen.exhausted(soap->length)) return 0;
+    return worker.screen.observe(buffer, worker.defaultRecv(soap, buffer, size));
+}
 
 int onHeader(struct soap* soap, const char* key, const char* value) {
     auto& worker = workerOf(soap);
-    if (!soap_tag_cmp(key, "Accept")) worker.accept = value ? value : "";
-    else if (!soap_tag_cmp(key, "Range")) worker.range = value ? value : "";
+    if (!soap_tag_cmp(key, "Accept"))
+        worker.accept = value ? value : "";
+    else if (!soap_tag_cmp(key, "Range"))
+        worker.range = value ? value : "";
     return worker.defaultParseHeader(soap, key, value);
 }
 
@@ -76,7 +96,8 @@ std::string percentDecode(const std::string& in) {
     std::string out;
     out.reserve(in.size());
     for (size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        if (in[i] == '%' && i + 2 < in.size() &&
+            std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
             std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
             out += static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16));
             i += 2;
@@ -96,7 +117,9 @@ SoapServer::SoapServer(ServerOptions options, std::unique_ptr<SoapEndpoint> prot
       router_(std::move(router)),
       logger_(logger) {}
 
-SoapServer::~SoapServer() { stop(); }
+SoapServer::~SoapServer() {
+    stop();
+}
 
 std::string SoapServer::url() const {
     std::string host = options_.host == "0.0.0.0" ? "127.0.0.1" : options_.host;
@@ -105,7 +128,9 @@ std::string SoapServer::url() const {
            std::to_string(port_);
 }
 
-ServerStats SoapServer::stats() const { return {connections_.load(), httpGets_.load(), rejected_.load()}; }
+ServerStats SoapServer::stats() const {
+    return {connections_.load(), httpGets_.load(), rejected_.load()};
+}
 
 void SoapServer::start() {
     struct soap* master = prototype_->context();
@@ -115,20 +140,23 @@ void SoapServer::start() {
     if (options_.tls.enabled()) {
         int flags = SOAP_SSL_DEFAULT | SOAP_TLSv1_2 | SOAP_TLSv1_3;
         if (options_.tls.requireClientCertificate) flags |= SOAP_SSL_REQUIRE_CLIENT_AUTHENTICATION;
-        if (soap_ssl_server_context(master, flags, options_.tls.keyFile.c_str(),
-                                    options_.tls.password.empty() ? nullptr : options_.tls.password.c_str(),
-                                    options_.tls.caFile.empty() ? nullptr : options_.tls.caFile.c_str(),
-                                    nullptr, nullptr, nullptr, nullptr)) {
+        if (soap_ssl_server_context(
+                master, flags, options_.tls.keyFile.c_str(),
+                options_.tls.password.empty() ? nullptr : options_.tls.password.c_str(),
+                options_.tls.caFile.empty() ? nullptr : options_.tls.caFile.c_str(), nullptr,
+                nullptr, nullptr, nullptr)) {
             char buf[512];
             soap_sprint_fault(master, buf, sizeof buf);
-            throw std::runtime_error("TLS setup failed (check --tls-key/--tls-ca files): " + std::string(buf));
+            throw std::runtime_error("TLS setup failed (check --tls-key/--tls-ca files): " +
+                                     std::string(buf));
         }
     }
     if (!soap_valid_socket(soap_bind(master, options_.host.c_str(), options_.port, 128))) {
         char buf[512];
         soap_sprint_fault(master, buf, sizeof buf);
-        throw std::runtime_error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
-                                 ": " + buf + " (is the port already in use?)");
+        throw std::runtime_error("cannot listen on " + options_.host + ":" +
+                                 std::to_string(options_.port) + ": " + buf +
+                                 " (is the port already in use?)");
     }
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -145,6 +173,8 @@ void SoapServer::start() {
         soap->fget = onGet;
         worker->defaultParseHeader = soap->fparsehdr;
         soap->fparsehdr = onHeader;
+        worker->defaultRecv = soap->frecv;
+        soap->frecv = onRecv;
         worker->thread = std::thread([this, w = worker.get()] { workerLoop(*w); });
         workers_.push_back(std::move(worker));
     }
@@ -195,7 +225,7 @@ void SoapServer::workerLoop(WorkerContext& worker) {
         ++connections_;
         soap->socket = next.first;
         if (!options_.tls.enabled() || soap_ssl_accept(soap) == SOAP_OK) {
-            worker.endpoint->serve();
+            serveConnection(worker);
         } else {
             Log(logger_, LogLevel::warn, "tls_handshake_failed").kv("peer", next.second);
         }
@@ -205,6 +235,60 @@ void SoapServer::workerLoop(WorkerContext& worker) {
         soap->socket = SOAP_INVALID_SOCKET;
         worker.active = SOAP_INVALID_SOCKET;
     }
+}
+
+void SoapServer::serveConnection(WorkerContext& worker) {
+    struct soap* soap = worker.endpoint->context();
+    soap->keep_alive = soap->max_keep_alive + 1;
+    do {
+        if (soap->keep_alive > 0 && soap->max_keep_alive > 0) soap->keep_alive--;
+        worker.screen.reset();
+        soap->status = 0;  // set again once a request line arrives
+        soap_begin(soap);
+        if (soap_begin_recv(soap) || soap_envelope_begin_in(soap) || soap_recv_header(soap) ||
+            soap_body_begin_in(soap)) {
+            bool requestStarted =
+                soap->status == SOAP_POST || soap->status == SOAP_PUT || soap->status == SOAP_PATCH;
+            if (!requestStarted) {
+                // A GET was answered (SOAP_STOP and above), or an idle keep-alive connection ended.
+                if (soap->error >= SOAP_STOP && soap->error != SOAP_POST) continue;
+                soap_closesock(soap);
+                return;
+            }
+            refuseMalformedRequest(soap, worker);
+            return;
+        }
+        if (worker.endpoint->dispatch() && soap->error && soap->error < SOAP_STOP) {
+            refuseMalformedRequest(soap, worker);
+            return;
+        }
+        // Free what this request allocated before the next one on the same connection.
+        soap_destroy(soap);
+        soap_end(soap);
+    } while (soap->keep_alive);
+}
+
+void SoapServer::refuseMalformedRequest(struct soap* soap, WorkerContext& worker) {
+    int error = soap->error;
+    // gSOAP stays silent on a request that ends early (it assumes the peer left), and
+    // reports some malformed POSTs as a bare HTTP status; the peer is still there waiting, so
+    // it gets a fault that says what was wrong.
+    if (worker.screen.doctypeSeen()) {
+        soap_sender_fault(soap, "a SOAP message must not contain a document type declaration (DTD)",
+                          nullptr);
+    } else if (error == SOAP_EOF || error >= SOAP_STOP ||
+               (error == SOAP_NO_TAG && worker.screen.exhausted(soap->length))) {
+        soap_sender_fault(soap,
+                          "the request ended before a complete SOAP envelope: it is truncated or "
+                          "not XML",
+                          nullptr);
+    }
+    const char** reason = soap_faultstring(soap);
+    Log(logger_, LogLevel::info, "request_refused")
+        .kv("peer", worker.peer)
+        .kv("gsoap_error", error)
+        .kv("reason", reason && *reason ? *reason : "");
+    soap_send_fault(soap);
 }
 
 int SoapServer::handleGet(struct soap* soap, WorkerContext& worker) {
@@ -225,7 +309,9 @@ int SoapServer::handleGet(struct soap* soap, WorkerContext& worker) {
     try {
         response = router_.route(request);
     } catch (const std::exception& e) {
-        Log(logger_, LogLevel::error, "http_handler_failed").kv("path", request.path).kv("error", e.what());
+        Log(logger_, LogLevel::error, "http_handler_failed")
+            .kv("path", request.path)
+            .kv("error", e.what());
         response = HttpResponse::text(500, std::string("internal error: ") + e.what());
     }
     std::string extra;
@@ -239,8 +325,8 @@ int SoapServer::handleGet(struct soap* soap, WorkerContext& worker) {
     soap->length = response.body.size();
     soap->omode = (soap->omode & ~SOAP_IO) | SOAP_IO_BUFFER;
     int status = response.status == 200 ? SOAP_FILE : SOAP_FILE + response.status;
-    if (soap_response(soap, status) || soap_send_raw(soap, response.body.data(), response.body.size()) ||
-        soap_end_send(soap)) {
+    if (soap_response(soap, status) ||
+        soap_send_raw(soap, response.body.data(), response.body.size()) || soap_end_send(soap)) {
         soap->http_extra_header = nullptr;
         return soap->error;
     }

@@ -33,8 +33,8 @@ struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 0;  // 0 picks a free port
     int threads = 16;
-    std::chrono::seconds ioTimeout{10};         // idle keep-alive and per-read/write limit
-    std::chrono::seconds transferTimeout{60};   // whole message
+    std::chrono::seconds ioTimeout{10};        // idle keep-alive and per-read/write limit
+    std::chrono::seconds transferTimeout{60};  // whole message
     uint64_t maxMessageBytes = 8ull << 20;
     unsigned maxDepth = 64;
     size_t maxOccurs = 100000;
@@ -50,26 +50,30 @@ void applyXmlLimits(struct soap* soap, const ServerOptions& options);
 
 // A gSOAP service object that can serve one connection and be cloned per worker thread.
 class SoapEndpoint {
-public:
+  public:
     virtual ~SoapEndpoint() = default;
     virtual struct soap* context() = 0;
-    virtual int serve() = 0;  // every request of one connection (keep-alive)
+    // Reads the rest of a request whose envelope and Body start were parsed, runs the operation
+    // and sends its response (or returns an error for the caller to turn into a fault).
+    virtual int dispatch() = 0;
     virtual void cleanup() = 0;
     virtual std::unique_ptr<SoapEndpoint> clone() = 0;
 };
 
 template <class Service>
 class GeneratedEndpoint final : public SoapEndpoint {
-public:
+  public:
     explicit GeneratedEndpoint(std::unique_ptr<Service> service) : service_(std::move(service)) {}
-    struct soap* context() override { return service_->soap; }
-    int serve() override { return service_->serve(); }
+    struct soap* context() override {
+        return service_->soap;
+    }
+    int dispatch() override { return service_->dispatch(); }
     void cleanup() override { service_->destroy(); }
     std::unique_ptr<SoapEndpoint> clone() override {
         return std::make_unique<GeneratedEndpoint>(std::unique_ptr<Service>(service_->copy()));
     }
 
-private:
+  private:
     std::unique_ptr<Service> service_;
 };
 
@@ -80,7 +84,7 @@ struct ServerStats {
 };
 
 class SoapServer {
-public:
+  public:
     SoapServer(ServerOptions options, std::unique_ptr<SoapEndpoint> prototype, HttpRouter router,
                Logger& logger);
     ~SoapServer();
@@ -100,9 +104,13 @@ public:
     struct WorkerContext;
     int handleGet(struct soap* soap, WorkerContext& worker);
 
-private:
+  private:
     void acceptLoop();
     void workerLoop(WorkerContext& worker);
+    // Every request of one connection (keep-alive); unlike gSOAP's generated serve(), a request
+    // that is cut short, is not XML or carries a DTD gets a SOAP fault instead of a silent close.
+    void serveConnection(WorkerContext& worker);
+    void refuseMalformedRequest(struct soap* soap, WorkerContext& worker);
 
     ServerOptions options_;
     std::unique_ptr<SoapEndpoint> prototype_;

@@ -4,13 +4,14 @@ namespace rm::common {
 
 static void check(sqlite3* db, int rc, const char* what) {
     if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
-    throw StorageError(std::string("sqlite ") + what + " failed: " +
-                       (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    throw StorageError(std::string("sqlite ") + what +
+                       " failed: " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-    check(db_, sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                                 SQLITE_TRANSIENT),
+    check(db_,
+          sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                            SQLITE_TRANSIENT),
           "bind");
     return *this;
 }
@@ -60,8 +61,12 @@ std::optional<std::string> Statement::optionalText(int column) const {
     return text(column);
 }
 
-int64_t Statement::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
-double Statement::real(int column) const { return sqlite3_column_double(stmt_, column); }
+int64_t Statement::integer(int column) const {
+    return sqlite3_column_int64(stmt_, column);
+}
+double Statement::real(int column) const {
+    return sqlite3_column_double(stmt_, column);
+}
 bool Statement::isNull(int column) const {
     return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
@@ -73,9 +78,9 @@ void Statement::reset() {
 
 Database::Database(const std::filesystem::path& file, const std::vector<std::string>& migrations)
     : file_(file) {
-    int rc = sqlite3_open_v2(file.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(file.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
         sqlite3_close(db_);
@@ -98,6 +103,7 @@ Statement& Database::prepare(const std::string& sql) {
     auto it = cache_.find(sql);
     if (it != cache_.end()) {
         it->second->reset();
+        used_.push_back(it->second.get());
         return *it->second;
     }
     sqlite3_stmt* stmt = nullptr;
@@ -106,7 +112,13 @@ Statement& Database::prepare(const std::string& sql) {
     auto owned = std::unique_ptr<Statement>(new Statement(db_, stmt));
     Statement& ref = *owned;
     cache_.emplace(sql, std::move(owned));
+    used_.push_back(&ref);
     return ref;
+}
+
+void Database::releaseStatements() {
+    for (Statement* statement : used_) statement->reset();
+    used_.clear();
 }
 
 void Database::exec(const std::string& sql) {
@@ -120,6 +132,12 @@ void Database::exec(const std::string& sql) {
 
 void Database::transaction(const std::function<void(Lock&)>& fn) {
     Lock lock(*this);
+    // Inside another transaction of this thread (the lock is recursive): join it, so a step
+    // built from smaller steps commits or rolls back as one.
+    if (!sqlite3_get_autocommit(db_)) {
+        fn(lock);
+        return;
+    }
     exec("BEGIN IMMEDIATE");
     try {
         fn(lock);

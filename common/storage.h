@@ -19,19 +19,21 @@
 namespace rm::common {
 
 class StorageError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class Statement {
-public:
+  public:
     Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
     ~Statement() { sqlite3_finalize(stmt_); }
     Statement(const Statement&) = delete;
     Statement& operator=(const Statement&) = delete;
 
     Statement& bind(int index, std::string_view text);
-    Statement& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }
+    Statement& bind(int index, const std::string& text) {
+        return bind(index, std::string_view(text));
+    }
     Statement& bind(int index, const char* text) { return bind(index, std::string_view(text)); }
     Statement& bind(int index, int64_t value);
     Statement& bind(int index, int value) { return bind(index, static_cast<int64_t>(value)); }
@@ -50,7 +52,7 @@ public:
     double real(int column) const;
     bool isNull(int column) const;
 
-private:
+  private:
     friend class Database;
     void reset();
     sqlite3* db_;
@@ -58,7 +60,7 @@ private:
 };
 
 class Database {
-public:
+  public:
     // Opens (creating if needed) the database file and applies the migrations not yet applied;
     // each migration is a list of SQL statements run in one transaction.
     Database(const std::filesystem::path& file, const std::vector<std::string>& migrations);
@@ -68,35 +70,47 @@ public:
 
     // All access goes through a lock so one connection serves every thread.
     class Lock {
-    public:
-        explicit Lock(Database& db) : db_(db), guard_(db.mutex_) {}
+      public:
+        explicit Lock(Database& db) : db_(db), guard_(db.mutex_) { ++db_.lockDepth_; }
+        ~Lock() {
+            if (--db_.lockDepth_ == 0) db_.releaseStatements();
+        }
+        Lock(const Lock&) = delete;
+        Lock& operator=(const Lock&) = delete;
         // A cached statement, reset and ready for binding.
         Statement& prepare(const std::string& sql) { return db_.prepare(sql); }
         void exec(const std::string& sql) { db_.exec(sql); }
         int64_t lastInsertRowId() const { return sqlite3_last_insert_rowid(db_.db_); }
         int changes() const { return sqlite3_changes(db_.db_); }
 
-    private:
+      private:
         Database& db_;
         std::unique_lock<std::recursive_mutex> guard_;
     };
 
-    // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back and rethrows on exception.
+    // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back and rethrows on exception. Called
+    // inside another transaction, fn joins it (commits or rolls back with it).
     void transaction(const std::function<void(Lock&)>& fn);
     // Runs fn under the lock without a transaction (reads, single statements).
     void read(const std::function<void(Lock&)>& fn);
 
     const std::filesystem::path& file() const { return file_; }
 
-private:
+  private:
     Statement& prepare(const std::string& sql);
     void exec(const std::string& sql);
     void migrate(const std::vector<std::string>& migrations);
+    // Resets every statement stepped since the outermost Lock was taken. A statement left
+    // mid-result keeps a read transaction open, and an open read transaction stops WAL
+    // checkpoints: the log would grow without bound and every lookup would slow down.
+    void releaseStatements();
 
     std::filesystem::path file_;
     sqlite3* db_ = nullptr;
     std::recursive_mutex mutex_;
     std::map<std::string, std::unique_ptr<Statement>> cache_;
+    std::vector<Statement*> used_;  // prepared under the current outermost Lock
+    int lockDepth_ = 0;             // guarded by mutex_
 };
 
 }  // namespace rm::common

@@ -8,10 +8,12 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
 
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "reports/resource_report.h"
 #include "service/scope_store.h"
@@ -24,10 +26,19 @@ struct NodePackageReport {
 
 class Deployments {
 public:
-    Deployments(ScopeStore& store, common::Logger& logger);
+    // `faults`: rm.before/after_deploy_send and rm.mid_report_commit; nullptr: none.
+    Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults = nullptr);
 
     // Records that `service` goes to `node` (outbox entry, packages WAITING, service DEPLOYING).
     void deploy(const Session& session, const SessionService& service, const NodeStatus& node);
+    // Records that the removal `services` of `session`, all planned on `node`, are undeployed
+    // there: one Undeploy call (outbox entry) for all their packages, packages WAITING, services
+    // DEPLOYING (in progress). The call's packages come from the services' plans.
+    void undeploy(const Session& session, const std::vector<SessionService>& services, const NodeStatus& node);
+    // What `node` reported for one package in the session's Undeploy (status, message).
+    std::optional<std::pair<std::string, std::string>> undeployOutcome(const std::string& sessionId,
+                                                                         const std::string& nodeId,
+                                                                         const ServiceDependency& package);
     // True when every node of the session has closed its report or was given up.
     bool allNodesClosed(const std::string& sessionId);
 
@@ -36,8 +47,10 @@ public:
     ReportOutcome applyReport(const std::string& callbackId, const std::string& nodeId, int64_t sequence,
                               const std::string& status, const std::vector<NodePackageReport>& packages,
                               std::string& sessionId);
-    // A node went LOST: its unfinished deployments fail; returns the sessions affected.
-    std::vector<std::string> nodeLost(const std::string& nodeId);
+    // A node went LOST: its unfinished deployments fail, or, with `reschedule`, the services it
+    // was deploying go back to WAITING so that another node gets them (undeployments always
+    // fail: the packages are on that node). Returns the sessions affected.
+    std::vector<std::string> nodeLost(const std::string& nodeId, bool reschedule = false);
     // What each node of the session reported (the report's activity section).
     std::vector<reports::GhnActivity> activity(const std::string& sessionId);
     // Names the nodes of a session that have not closed their report (for the timeout reason).
@@ -50,16 +63,18 @@ public:
 
 private:
     struct PendingCall {
-        std::string callbackId, sessionId, endpoint, nodeId;
+        std::string callbackId, sessionId, endpoint, nodeId, kind;
         int serviceSeq = 0;
         int attempts = 0;
     };
     std::vector<PendingCall> dueCalls(int64_t nowMs);
     bool sendDeploy(const PendingCall& call, const std::string& managerUrl, std::string& error);
+    bool sendUndeploy(const PendingCall& call, const std::string& managerUrl, std::string& error);
     void recordAttempt(const PendingCall& call, bool acknowledged, const std::string& error);
 
     ScopeStore& store_;
     common::Logger& logger_;
+    common::FaultPoints* faults_ = nullptr;
     std::mutex mutex_;
     std::condition_variable_any wake_;
     bool woken_ = false;

@@ -38,6 +38,8 @@ common::Settings rmSettings() {
             {"session-timeout-ms", "a session still open after this long is closed FAILED", "600000"},
             {"heartbeat-interval-ms", "how often node agents are told to heartbeat", "2000"},
             {"node-lost-after-ms", "a node silent for this long is marked LOST", "10000"},
+            {"reschedule-on-lost", "a service whose node goes LOST while deploying it is deployed on another "
+                                   "suitable live node instead of failing", "false"},
             {"users", "users file; when set, mutating operations need HTTP Basic credentials", {}},
             {"tls-key", "PEM file with the private key and certificate: serve HTTPS", {}},
             {"tls-ca", "PEM file of CAs to verify clients (mutual TLS)", {}},
@@ -71,6 +73,7 @@ RmConfig loadRmConfig(const common::Settings& s, const std::filesystem::path& pr
     c.maxItems = static_cast<size_t>(s.getInt("max-items"));
     c.heartbeatInterval = s.getMillis("heartbeat-interval-ms");
     c.nodeLostAfter = s.getMillis("node-lost-after-ms");
+    c.rescheduleOnLost = s.getBool("reschedule-on-lost");
     if (s.has("users")) c.usersFile = s.get("users");
     if (s.has("tls-key")) c.server.tls.keyFile = s.get("tls-key");
     if (s.has("tls-ca")) c.server.tls.caFile = s.get("tls-ca");
@@ -90,8 +93,8 @@ namespace {
 
 // Everything the RM keeps durable, opened together.
 struct RmState {
-    RmState(const std::filesystem::path& dir, common::Logger& logger)
-        : store(dir, logger), deployments(store, logger), reports(store, deployments) {}
+    RmState(const std::filesystem::path& dir, common::Logger& logger, common::FaultPoints* faults)
+        : store(dir, logger), deployments(store, logger, faults), reports(store, deployments) {}
     ScopeStore store;
     Deployments deployments;
     ReportService reports;
@@ -133,6 +136,7 @@ std::string readFile(const std::filesystem::path& file) {
 ResourceManagerDaemon::ResourceManagerDaemon(RmConfig config, common::Logger& logger)
     : config_(std::move(config)),
       logger_(logger),
+      faults_(common::FaultPoints::fromEnvironment(config_.stateDir, logger)),
       engine_(config_.engine, [&logger](std::string_view level, std::string_view message) {
           logger.write(level == "error" ? LogLevel::error : level == "warn" ? LogLevel::warn : LogLevel::info,
                        message);
@@ -164,7 +168,7 @@ void ResourceManagerDaemon::installManifolds() {
     engine_.install("state", {
         {},
         [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
-            auto state = std::make_shared<RmState>(config_.stateDir, logger_);
+            auto state = std::make_shared<RmState>(config_.stateDir, logger_, faults());
             Log(logger_, LogLevel::info, "state_opened")
                 .kv("dir", config_.stateDir.string())
                 .kv("resources", state->store.resourceCount());
@@ -214,13 +218,15 @@ void ResourceManagerDaemon::installManifolds() {
             auto state = ctx.get<std::shared_ptr<RmState>>("state");
             auto processor = ctx.get<std::shared_ptr<SessionProcessor>>("sessions");
             auto lostAfter = config_.nodeLostAfter;
-            return std::make_unique<engine::ThreadWorker>([this, state, processor, lostAfter](std::stop_token stop) {
+            bool reschedule = config_.rescheduleOnLost;
+            return std::make_unique<engine::ThreadWorker>([this, state, processor, lostAfter,
+                                                           reschedule](std::stop_token stop) {
                 std::mutex m;
                 std::condition_variable_any cv;
                 while (!stop.stop_requested()) {
                     for (const auto& id : state->store.markSilentNodesLost(common::nowMillis() - lostAfter.count())) {
                         Log(logger_, LogLevel::warn, "node_lost").kv("node", id).kv("silent_ms", lostAfter.count());
-                        for (const auto& session : state->deployments.nodeLost(id)) {
+                        for (const auto& session : state->deployments.nodeLost(id, reschedule)) {
                             state->reports.invalidate(session);
                             processor->submit(session);
                         }
@@ -242,7 +248,7 @@ void ResourceManagerDaemon::installManifolds() {
             auto snapshot = [repository] { return repository->snapshot(); };
             auto context = std::shared_ptr<ResourceManagerContext>(new ResourceManagerContext{
                 config_.scope, state->store, state->deployments, *processor, state->reports, *access, logger_,
-                snapshot, config_.heartbeatInterval, config_.maxItems});
+                snapshot, config_.heartbeatInterval, config_.maxItems, faults()});
             common::ServerOptions options = config_.server;
             if (boundPort_ != 0) options.port = boundPort_;
             auto url = std::make_shared<std::string>();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/engine.h"
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "common/settings.h"
 #include "common/soap_server.h"
@@ -24,6 +25,7 @@ struct RmConfig {
     std::chrono::milliseconds sessionTimeout{600000};
     std::chrono::milliseconds heartbeatInterval{2000};
     std::chrono::milliseconds nodeLostAfter{10000};
+    bool rescheduleOnLost = false;  // a LOST node's services go to another node instead of failing
     engine::EngineConfig engine;
 };
 
@@ -41,9 +43,13 @@ public:
 
 private:
     void installManifolds();
+    // nullptr when no fault is configured: the points then cost one null check.
+    common::FaultPoints* faults() const { return faults_->enabled() ? faults_.get() : nullptr; }
 
     RmConfig config_;
     common::Logger& logger_;
+    // From RM_FAULTS and <state-dir>/faults; empty (and free) unless a test configured faults.
+    std::unique_ptr<common::FaultPoints> faults_;
     engine::Engine engine_;
     int boundPort_ = 0;  // kept across restarts of the api worker so the URL stays valid
     bool announced_ = false;

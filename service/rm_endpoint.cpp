@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/time_util.h"
+#include "service/removal_planner.h"
 #include "service/request_validation.h"
 #include "service/software_planner.h"
 
@@ -82,18 +83,16 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
             p.packageName = copy(item->PackageName);
             p.packageVersion = copy(item->PackageVersion);
             p.targetNode = copy(item->TargetGHNName);
-            // Without an explicit target, suggested nodes are used round-robin.
-            if (!p.targetNode && !suggested.empty()) p.targetNode = suggested[index % suggested.size()];
+            // Without an explicit target, suggested nodes are used round-robin (a removal takes
+            // the service from wherever it is deployed, or from its TargetGHNName only).
+            if (!p.targetNode && !suggested.empty() && operation == SessionOperation::AddResources) {
+                p.targetNode = suggested[index % suggested.size()];
+            }
             if (auto problem = validatePackageItem(p)) return fault(Fault::InvalidRequest, *problem);
             software.push_back(std::move(p));
             ++index;
         }
         if (software.size() > ctx.maxItemsPerRequest) return fault(Fault::InvalidRequest, "too many services in one request");
-        if (!software.empty() && operation != SessionOperation::AddResources) {
-            return fault(Fault::InvalidRequest,
-                         "removing software by service is not supported; remove its RunningInstance resources "
-                         "or dispose of the scope");
-        }
     }
     if (resources.empty() && software.empty()) {
         return fault(Fault::InvalidRequest,
@@ -109,7 +108,11 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
     session.deadlineMs = common::nowMillis() + ctx.processor.sessionTimeout().count();
     session.caller = caller();
     session.resources = std::move(resources);
-    if (!software.empty()) {
+    if (operation != SessionOperation::AddResources) {
+        // What is removed is undeployed from where the RM knows it to be deployed.
+        RemovalRequest removal{software, session.resources, false};
+        session.services = planRemoval(removalInputs(ctx.store, removal), removal);
+    } else if (!software.empty()) {
         auto index = ctx.repository();
         for (const auto& item : software) session.services.push_back(planService(*index, item));
     }
@@ -121,6 +124,11 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
         return SOAP_FAULT;
     }
     ctx.processor.submit(session.id);
+    // error/drop: committed (it will run), but the caller hears a failure, as with a lost reply.
+    if (operation == SessionOperation::AddResources && common::faultFails(ctx.faults, "rm.after_add_commit")) {
+        soap_receiver_fault(soap, "fault injected after the commit (rm.after_add_commit)", nullptr);
+        return SOAP_FAULT;
+    }
     Log(ctx.logger, LogLevel::info, "session_opened")
         .kv("session", session.id)
         .kv("operation", toString(operation))
@@ -157,6 +165,8 @@ int ResourceManagerEndpoint::DisposeScope(_rm__DisposeScope* request, _rm__Dispo
     session.deadlineMs = common::nowMillis() + ctx.processor.sessionTimeout().count();
     session.caller = caller();
     session.resources = ctx.store.resourcesInScope();
+    RemovalRequest everything{{}, session.resources, true};
+    session.services = planRemoval(removalInputs(ctx.store, everything), everything);
     ctx.store.createSession(session);
     ctx.processor.submit(session.id);
     Log(ctx.logger, LogLevel::info, "session_opened")
@@ -274,8 +284,16 @@ int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendRepor
         }
     }
     std::string sessionId;
-    auto outcome = ctx.deployments.applyReport(request->callbackID, request->ID, request->sequence,
-                                               request->report->Status, packages, sessionId);
+    Deployments::ReportOutcome outcome;
+    try {
+        outcome = ctx.deployments.applyReport(request->callbackID, request->ID, request->sequence,
+                                              request->report->Status, packages, sessionId);
+    } catch (const std::exception& e) {
+        // Nothing was committed; the agent keeps the report in its outbox and sends it again.
+        Log(ctx.logger, LogLevel::error, "node_report_not_recorded").kv("callback", request->callbackID).kv("error", e.what());
+        soap_receiver_fault(soap, "the report could not be recorded durably; send it again later", nullptr);
+        return SOAP_FAULT;
+    }
     if (outcome == Deployments::ReportOutcome::Unknown) {
         return fault(Fault::Generic, "no deployment with callbackID '" + request->callbackID.substr(0, 100) +
                                          "' is known here for node " + request->ID.substr(0, 100));

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "deployer/repository_index.h"
 #include "service/access_policy.h"
@@ -28,6 +29,7 @@ struct ResourceManagerContext {
     std::function<std::shared_ptr<const deployer::RepositoryIndex>()> repository;
     std::chrono::milliseconds heartbeatInterval{2000};
     size_t maxItemsPerRequest = 10000;
+    common::FaultPoints* faults = nullptr;  // rm.after_add_commit; nullptr: none
 };
 
 class ResourceManagerEndpoint : public ResourceManagerBindingService {

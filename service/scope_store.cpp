@@ -138,6 +138,34 @@ CREATE TABLE instances (
     updated_at INTEGER NOT NULL
 );
 )sql",
+    // Requirements of a service (profile.xml <Requirements>, merged over its packages), checked
+    // when a node is chosen; and what the RM knows to be deployed on each node, so removals
+    // undeploy what is there. The backfill reads the node reports merged before this migration.
+    R"sql(
+ALTER TABLE session_services ADD COLUMN required_labels TEXT NOT NULL DEFAULT '';
+ALTER TABLE session_services ADD COLUMN required_disk_mb INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE node_packages (
+    node_id TEXT NOT NULL,
+    service_class TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    service_version TEXT NOT NULL,
+    package_name TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    installed_seq INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (node_id, service_class, service_name, package_name)
+);
+CREATE INDEX node_packages_by_seq ON node_packages(installed_seq);
+INSERT OR REPLACE INTO node_packages(node_id, service_class, service_name, service_version, package_name,
+    package_version, status, installed_seq, updated_at)
+SELECT d.node_id, p.service_class, p.service_name, p.service_version, p.package_name, p.package_version,
+    p.status, d.report_at * 1000 + p.seq, d.report_at
+FROM deployments d JOIN deployment_packages p ON p.callback_id = d.callback_id
+WHERE d.kind = 'Deploy' AND d.report_status = 'CLOSED'
+    AND p.status IN ('RUNNING', 'ACTIVATED', 'NOTVERIFIED', 'ALREADYDEPLOYED')
+ORDER BY d.report_at, p.seq;
+)sql",
 };
 
 std::string stateName(ResourceState s) { return std::string(toString(s)); }
@@ -202,8 +230,8 @@ void ScopeStore::createSession(const NewSession& s) {
         for (const auto& svc : s.services) {
             db.prepare(
                   "INSERT INTO session_services(session_id, seq, service_class, service_name, "
-                  "service_version, target_node, resolution, status, error) VALUES (?, ?, ?, ?, ?, ?, "
-                  "?, ?, ?)")
+                  "service_version, target_node, resolution, status, error, required_labels, "
+                  "required_disk_mb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(1, s.id)
                 .bind(2, serviceSeq)
                 .bind(3, svc.serviceClass)
@@ -211,8 +239,11 @@ void ScopeStore::createSession(const NewSession& s) {
                 .bind(5, svc.serviceVersion)
                 .bind(6, svc.targetNode)
                 .bind(7, svc.resolved ? "SUCCESS" : "FAILED")
-                .bind(8, svc.resolved ? "WAITING" : "FAILED")
+                // A resolved service with an error was refused at planning (e.g. nothing to remove).
+                .bind(8, svc.resolved && svc.error == "-" ? "WAITING" : "FAILED")
                 .bind(9, svc.error)
+                .bind(10, svc.requiredLabels)
+                .bind(11, svc.requiredDiskMB)
                 .run();
             auto addDeps = [&](const std::vector<ServiceDependency>& deps, const char* kind) {
                 int depSeq = 0;
@@ -295,7 +326,8 @@ std::vector<SessionService> ScopeStore::sessionServices(const std::string& id) {
     db_.read([&](common::Database::Lock& db) {
         auto& q = db.prepare(
             "SELECT seq, service_class, service_name, service_version, target_node, resolution, "
-            "deployed_on, status, error FROM session_services WHERE session_id = ? ORDER BY seq");
+            "deployed_on, status, error, required_labels, required_disk_mb FROM session_services WHERE "
+            "session_id = ? ORDER BY seq");
         q.bind(1, id);
         while (q.step()) {
             SessionService s;
@@ -309,6 +341,8 @@ std::vector<SessionService> ScopeStore::sessionServices(const std::string& id) {
             s.status = q.text(7);
             s.error = q.text(8);
             s.plan.error = s.error;
+            s.plan.requiredLabels = q.text(9);
+            s.plan.requiredDiskMB = q.integer(10);
             out.push_back(std::move(s));
         }
         auto& d = db.prepare(
@@ -481,6 +515,19 @@ void ScopeStore::addResourceDirectly(const ResourceKey& key, const std::string& 
     });
 }
 
+void ScopeStore::removeResourceDirectly(const ResourceKey& key, const std::string& sessionId, int64_t nowMs) {
+    using S = ResourceState;
+    db_.transaction([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT state FROM resources WHERE type = ? AND id = ?");
+        q.bind(1, key.type).bind(2, key.id);
+        if (!q.step()) return;
+        ResourceState state = readState(q.text(0));
+        if (state != S::Added && state != S::Published) return;
+        applyMoves(db, key, {{S::RemoveRequested, S::Removed, S::Unpublished}, "REMOVED", "-", ""}, sessionId,
+                   nowMs);
+    });
+}
+
 void ScopeStore::applyItem(const std::string& sessionId, int seq, const ResourceKey& key,
                            const ItemOutcome& outcome, int64_t nowMs) {
     db_.transaction([&](common::Database::Lock& db) {
@@ -631,6 +678,35 @@ bool ScopeStore::instanceReported(const std::string& instanceId) {
         found = q.step();
     });
     return found;
+}
+
+std::optional<InstanceRecord> ScopeStore::instance(const std::string& instanceId) {
+    std::optional<InstanceRecord> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT id, node_id, service_class, service_name, package_name, state FROM instances WHERE id = ?");
+        q.bind(1, instanceId);
+        if (q.step()) out = InstanceRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)};
+    });
+    return out;
+}
+
+std::vector<NodePackage> ScopeStore::nodePackages() {
+    std::vector<NodePackage> out;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(
+            "SELECT node_id, service_class, service_name, service_version, package_name, package_version, status, "
+            "installed_seq FROM node_packages ORDER BY installed_seq, node_id");
+        while (q.step()) {
+            NodePackage p;
+            p.nodeId = q.text(0);
+            p.package = {q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), "", "", ""};
+            p.status = q.text(6);
+            p.installedSeq = q.integer(7);
+            out.push_back(std::move(p));
+        }
+    });
+    return out;
 }
 
 std::optional<std::string> ScopeStore::registerNode(const NodeRegistration& n, int64_t nowMs) {

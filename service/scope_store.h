@@ -78,6 +78,10 @@ struct NewService {
     std::string error = "-";
     std::vector<ServiceDependency> resolvedDependencies;  // install order
     std::vector<ServiceDependency> missingDependencies;
+    // What the service's packages ask of a node (profile.xml <Requirements>, merged): labels
+    // "k=v,k=v" the node must carry and the free disk it must have.
+    std::string requiredLabels;
+    int64_t requiredDiskMB = 0;
 };
 
 // Status of a service inside a session: WAITING (not scheduled), DEPLOYING (sent to a node),
@@ -127,6 +131,24 @@ struct NodeStatus {
     int64_t diskFreeMB = 0;
 };
 
+// A package the RM knows to be deployed on a node (from the nodes' closed reports).
+struct NodePackage {
+    std::string nodeId;
+    ServiceDependency package;  // coordinates only
+    std::string status;         // the final state the node reported
+    int64_t installedSeq = 0;   // grows with each deployment: undeploy in reverse order
+};
+
+// A running instance a node reported (a RunningInstance resource's ID is `id`).
+struct InstanceRecord {
+    std::string id;
+    std::string nodeId;
+    std::string serviceClass;
+    std::string serviceName;
+    std::string packageName;
+    std::string state;
+};
+
 struct SessionSummary {
     std::string id;
     std::string operation;
@@ -170,6 +192,10 @@ public:
     // node reports): CREATED -> ADDREQUESTED -> ADDED -> PUBLISHED, each move checked.
     void addResourceDirectly(const ResourceKey& key, const std::string& node, const std::string& sessionId,
                              int64_t nowMs);
+    // The reverse: a resource that leaves the scope as a consequence of a session (its package
+    // was undeployed): REMOVEREQUESTED -> REMOVED -> UNPUBLISHED, each move checked. Nothing
+    // happens when it is not in the scope.
+    void removeResourceDirectly(const ResourceKey& key, const std::string& sessionId, int64_t nowMs);
     // Marks every still-WAITING item FAILED with `reason`; in-scope resources the session was
     // changing become LOST. Used by the session timeout.
     void failWaitingItems(const std::string& sessionId, const std::string& reason, int64_t nowMs);
@@ -185,6 +211,9 @@ public:
     std::optional<NodeRecord> nodeByIdOrName(const std::string& idOrName);
     std::vector<NodeRecord> nodes();
     bool instanceReported(const std::string& instanceId);
+    std::optional<InstanceRecord> instance(const std::string& instanceId);
+    // Every package deployed on the nodes, oldest deployment first.
+    std::vector<NodePackage> nodePackages();
     // Records (or refreshes) a node; a different ID under the same name replaces the old entry
     // (the node was reinstalled). Returns the ID it replaced, if any.
     std::optional<std::string> registerNode(const NodeRegistration& node, int64_t nowMs);

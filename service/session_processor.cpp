@@ -1,15 +1,24 @@
 #include "service/session_processor.h"
 
+#include <algorithm>
+#include <map>
+
 #include "common/time_util.h"
+#include "service/node_selector.h"
 
 namespace rm::service {
 
 using common::Log;
 using common::LogLevel;
 
-SessionProcessor::SessionProcessor(ScopeStore& store, Deployments& deployments, ReportService& reports,
-                                   common::Logger& logger, SessionProcessorOptions options)
-    : store_(store), deployments_(&deployments), reports_(reports), logger_(logger), options_(options) {}
+SessionProcessor::SessionProcessor(ScopeStore& store, Deployments& deployments,
+                                   ReportService& reports, common::Logger& logger,
+                                   SessionProcessorOptions options)
+    : store_(store),
+      deployments_(&deployments),
+      reports_(reports),
+      logger_(logger),
+      options_(options) {}
 
 void SessionProcessor::submit(const std::string& sessionId) {
     {
@@ -49,9 +58,13 @@ void SessionProcessor::run(std::stop_token stop) {
 void SessionProcessor::process(const std::string& sessionId) {
     auto session = store_.session(sessionId);
     if (!session || !session->open) return;
+    // Undeploy calls go out first: removed RunningInstances wait for them.
+    if (session->operation != SessionOperation::AddResources) scheduleRemovals(*session);
     for (const auto& item : store_.sessionResources(sessionId)) {
         if (item.status != "WAITING") continue;
-        auto outcome = decide(*session, item);
+        auto decided = decide(*session, item);
+        if (!decided) continue;  // decided again when the node reports
+        auto outcome = *decided;
         int64_t now = common::nowMillis();
         try {
             store_.applyItem(sessionId, item.seq, item.key, outcome, now);
@@ -62,7 +75,8 @@ void SessionProcessor::process(const std::string& sessionId) {
                 .kv("type", item.key.type)
                 .kv("id", item.key.id)
                 .kv("error", e.what());
-            ScopeStore::ItemOutcome refused{{}, "FAILED", std::string("internal error: ") + e.what(), ""};
+            ScopeStore::ItemOutcome refused{
+                {}, "FAILED", std::string("internal error: ") + e.what(), ""};
             store_.applyItem(sessionId, item.seq, item.key, refused, now);
             outcome = refused;
         }
@@ -80,34 +94,13 @@ void SessionProcessor::process(const std::string& sessionId) {
     closeIfComplete(*session);
 }
 
-std::optional<NodeStatus> SessionProcessor::chooseNode(const SessionService& service, std::string& why) {
-    auto nodes = store_.nodeStatuses();
-    if (!service.plan.targetNode.empty()) {
-        for (const auto& n : nodes) {
-            if (n.record.id == service.plan.targetNode || n.record.name == service.plan.targetNode) {
-                if (n.record.liveness == "ALIVE") return n;
-                why = "no suitable gHN: target node " + service.plan.targetNode + " is " + n.record.liveness;
-                return std::nullopt;
-            }
-        }
-        why = "no suitable gHN: target node " + service.plan.targetNode + " is not registered here";
-        return std::nullopt;
-    }
-    // The live node with the fewest running instances (ties: by name, for predictability).
-    std::optional<NodeStatus> best;
-    for (const auto& n : nodes) {
-        if (n.record.liveness != "ALIVE") continue;
-        if (!best || n.runningInstances < best->runningInstances) best = n;
-    }
-    if (!best) why = "no suitable gHN: no live node is registered with this Resource Manager";
-    return best;
-}
-
 void SessionProcessor::scheduleServices(const Session& session) {
+    std::vector<NodeStatus> nodes;
     for (const auto& service : store_.sessionServices(session.id)) {
         if (service.status != "WAITING") continue;
+        if (nodes.empty()) nodes = store_.nodeStatuses();
         std::string why;
-        auto node = chooseNode(service, why);
+        auto node = chooseNode(nodes, service.plan, why);
         if (!node) {
             store_.updateService(session.id, service.seq, "FAILED", "", why, common::nowMillis());
             reports_.invalidate(session.id);
@@ -119,10 +112,51 @@ void SessionProcessor::scheduleServices(const Session& session) {
         }
         deployments_->deploy(session, service, *node);
         reports_.invalidate(session.id);
+        // Heartbeats only count what already runs; counting what was just planned spreads the
+        // rest of this session over the nodes instead of piling it onto one.
+        for (auto& n : nodes) {
+            if (n.record.id == node->record.id) ++n.runningInstances;
+        }
     }
 }
 
-ScopeStore::ItemOutcome SessionProcessor::decide(const Session& session, const SessionResource& item) {
+void SessionProcessor::scheduleRemovals(const Session& session) {
+    std::vector<std::string> order;
+    std::map<std::string, std::vector<SessionService>> byNode;
+    for (auto& service : store_.sessionServices(session.id)) {
+        if (service.status != "WAITING") continue;
+        auto& group = byNode[service.plan.targetNode];
+        if (group.empty()) order.push_back(service.plan.targetNode);
+        group.push_back(std::move(service));
+    }
+    if (order.empty()) return;
+    auto nodes = store_.nodeStatuses();
+    for (const auto& nodeId : order) {
+        auto& group = byNode[nodeId];
+        auto node = std::find_if(nodes.begin(), nodes.end(),
+                                 [&](const NodeStatus& n) { return n.record.id == nodeId; });
+        if (node == nodes.end() || node->record.liveness != "ALIVE") {
+            std::string why = "cannot undeploy from node " + nodeId + ": it is " +
+                              (node == nodes.end() ? std::string("no longer registered here")
+                                                   : node->record.liveness) +
+                              "; remove the service again once the node is back";
+            for (const auto& service : group) {
+                store_.updateService(session.id, service.seq, "FAILED", nodeId, why,
+                                     common::nowMillis());
+            }
+            Log(logger_, LogLevel::warn, "undeploy_not_scheduled")
+                .kv("session", session.id)
+                .kv("node", nodeId)
+                .kv("reason", why);
+        } else {
+            deployments_->undeploy(session, group, *node);
+        }
+        reports_.invalidate(session.id);
+    }
+}
+
+std::optional<ScopeStore::ItemOutcome> SessionProcessor::decide(const Session& session,
+                                                                const SessionResource& item) {
     if (session.operation == SessionOperation::AddResources) return decideAdd(item.key);
     return decideRemove(session, item.key);
 }
@@ -133,10 +167,12 @@ ScopeStore::ItemOutcome SessionProcessor::decideAdd(const ResourceKey& key) {
     if (key.type == "GHN") {
         auto found = store_.nodeByIdOrName(key.id);
         if (!found) {
-            return {{}, "FAILED",
+            return {{},
+                    "FAILED",
                     "GHN " + key.id +
                         " is not a node registered with this Resource Manager (start a node-agent "
-                        "with --manager pointing here, then retry)", ""};
+                        "with --manager pointing here, then retry)",
+                    ""};
         }
         if (found->liveness != "ALIVE") {
             return {{}, "FAILED", "GHN " + key.id + " is registered but " + found->liveness, ""};
@@ -144,9 +180,12 @@ ScopeStore::ItemOutcome SessionProcessor::decideAdd(const ResourceKey& key) {
         node = found->id;
     } else if (key.type == "RunningInstance") {
         if (!store_.instanceReported(key.id)) {
-            return {{}, "FAILED",
-                    "RunningInstance " + key.id +
-                        " is not reported running by any node registered with this Resource Manager", ""};
+            return {
+                {},
+                "FAILED",
+                "RunningInstance " + key.id +
+                    " is not reported running by any node registered with this Resource Manager",
+                ""};
         }
     }
     auto current = store_.resource(key);
@@ -154,19 +193,81 @@ ScopeStore::ItemOutcome SessionProcessor::decideAdd(const ResourceKey& key) {
         return {{}, "ADDED", "-", node};  // already in the scope: adding again changes nothing
     }
     if (current && current->state == S::RemoveRequested) {
-        return {{}, "FAILED", key.type + " " + key.id + " is being removed from the scope; retry after", ""};
+        return {{},
+                "FAILED",
+                key.type + " " + key.id + " is being removed from the scope; retry after",
+                ""};
     }
     return {{S::AddRequested, S::Added, S::Published}, "ADDED", "-", node};
 }
 
-ScopeStore::ItemOutcome SessionProcessor::decideRemove(const Session& session, const ResourceKey& key) {
+std::optional<ScopeStore::ItemOutcome> SessionProcessor::decideRemove(const Session& session,
+                                                                      const ResourceKey& key) {
     using S = ResourceState;
     auto current = store_.resource(key);
+    // Its package was undeployed by this very session, which took it out of the scope.
+    if (current && key.type == "RunningInstance" && current->state == S::Unpublished &&
+        current->sessionId == session.id) {
+        return ScopeStore::ItemOutcome{{}, "REMOVED", "-", ""};
+    }
     if (!current || !(current->state == S::Added || current->state == S::Published)) {
         std::string why = current ? " (it is " + std::string(toString(current->state)) + ")" : "";
-        return {{}, "FAILED", key.type + " " + key.id + " is not in scope " + session.scope + why, ""};
+        return ScopeStore::ItemOutcome{
+            {}, "FAILED", key.type + " " + key.id + " is not in scope " + session.scope + why, ""};
     }
-    return {{S::RemoveRequested, S::Removed, S::Unpublished}, "REMOVED", "-", ""};
+    if (key.type == "RunningInstance") return decideInstanceRemoval(session, key);
+    return ScopeStore::ItemOutcome{
+        {S::RemoveRequested, S::Removed, S::Unpublished}, "REMOVED", "-", ""};
+}
+
+// A RunningInstance leaves the scope when its package is undeployed from its node; the removal
+// service the request planned for it tells how that went.
+std::optional<ScopeStore::ItemOutcome> SessionProcessor::decideInstanceRemoval(
+    const Session& session, const ResourceKey& key) {
+    using S = ResourceState;
+    using Outcome = ScopeStore::ItemOutcome;
+    const Outcome removed{{S::RemoveRequested, S::Removed, S::Unpublished}, "REMOVED", "-", ""};
+    auto instance = store_.instance(key.id);
+    if (!instance) return removed;  // no node reports it any more: nothing left to stop
+    std::string what = "RunningInstance " + key.id;
+    for (const auto& service : store_.sessionServices(session.id)) {
+        if (service.plan.targetNode != instance->nodeId) continue;
+        auto dep =
+            std::find_if(service.plan.resolvedDependencies.begin(),
+                         service.plan.resolvedDependencies.end(), [&](const ServiceDependency& d) {
+                             return d.serviceClass == instance->serviceClass &&
+                                    d.serviceName == instance->serviceName &&
+                                    d.packageName == instance->packageName;
+                         });
+        if (dep == service.plan.resolvedDependencies.end()) continue;
+        if (service.status == "WAITING" || service.status == "DEPLOYING") return std::nullopt;
+        if (service.status == "FAILED") {
+            auto node = store_.nodeByIdOrName(instance->nodeId);
+            if (!node || node->liveness != "ALIVE") {
+                // It cannot be managed any more: out of the scope as LOST, saying why.
+                return Outcome{
+                    {S::Lost},
+                    "FAILED",
+                    what + " was not undeployed: " + service.error + " (the instance is now LOST)",
+                    ""};
+            }
+            return Outcome{{}, "FAILED", what + " was not undeployed: " + service.error, ""};
+        }
+        auto reported = deployments_->undeployOutcome(session.id, instance->nodeId, *dep);
+        if (reported && reported->first == "UNDEPLOYED") return removed;
+        std::string state =
+            reported ? reported->first + (reported->second.empty() ? "" : ": " + reported->second)
+                     : std::string("not reported by the node");
+        return Outcome{{},
+                       "FAILED",
+                       what + " still runs: its package " + dep->packageName + " is " + state,
+                       ""};
+    }
+    return Outcome{{},
+                   "FAILED",
+                   what + " cannot be undeployed: this Resource Manager has no record of package " +
+                       instance->packageName + " deployed on node " + instance->nodeId,
+                   ""};
 }
 
 void SessionProcessor::closeIfComplete(const Session& session) {
@@ -202,7 +303,9 @@ void SessionProcessor::expireOverdueSessions() {
         store_.failWaitingItems(id, reason, now);
         if (store_.closeSession(id, false, now)) {
             reports_.invalidate(id);
-            Log(logger_, LogLevel::warn, "session_timed_out").kv("session", id).kv("reason", reason);
+            Log(logger_, LogLevel::warn, "session_timed_out")
+                .kv("session", id)
+                .kv("reason", reason);
         }
     }
 }

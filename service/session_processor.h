@@ -40,11 +40,14 @@ public:
 
 private:
     void process(const std::string& sessionId);
-    ScopeStore::ItemOutcome decide(const Session& session, const SessionResource& item);
+    // nullopt: not decided yet (a RunningInstance whose package is still being undeployed).
+    std::optional<ScopeStore::ItemOutcome> decide(const Session& session, const SessionResource& item);
     ScopeStore::ItemOutcome decideAdd(const ResourceKey& key);
-    ScopeStore::ItemOutcome decideRemove(const Session& session, const ResourceKey& key);
+    std::optional<ScopeStore::ItemOutcome> decideRemove(const Session& session, const ResourceKey& key);
+    std::optional<ScopeStore::ItemOutcome> decideInstanceRemoval(const Session& session, const ResourceKey& key);
     void scheduleServices(const Session& session);
-    std::optional<NodeStatus> chooseNode(const SessionService& service, std::string& why);
+    // Removal services: one Undeploy per node, for all the session's services planned there.
+    void scheduleRemovals(const Session& session);
     void closeIfComplete(const Session& session);
     void expireOverdueSessions();
 

@@ -60,6 +60,16 @@ NewService planService(const deployer::RepositoryIndex& index, const PackageItem
         plan.resolvedDependencies.push_back({p.coords.serviceClass, p.coords.serviceName, p.coords.serviceVersion,
                                              p.coords.packageName, p.coords.packageVersion, p.sha256,
                                              p.relativePath, dependsOn});
+        // Every package lands on the same node, so the node must meet all their requirements.
+        if (const auto* indexed = index.find(p.coords)) {
+            const auto& wanted = indexed->profile.requirements;
+            for (const auto& [key, value] : wanted.labels) {
+                std::string label = key + "=" + value;
+                if (("," + plan.requiredLabels + ",").find("," + label + ",") != std::string::npos) continue;
+                plan.requiredLabels += (plan.requiredLabels.empty() ? "" : ",") + label;
+            }
+            plan.requiredDiskMB = std::max(plan.requiredDiskMB, wanted.minDiskMB);
+        }
     }
     for (const auto& m : result.missing) {
         plan.missingDependencies.push_back(

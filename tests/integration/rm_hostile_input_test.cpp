@@ -61,9 +61,7 @@ std::string firstLineOf(const std::string& file) {
 
 BOOST_FIXTURE_TEST_SUITE(rm_hostile_input, HostileFixture)
 
-// KNOWN DEFECT (issue #2 stays open): gSOAP no SOAP fault is sent. Disabled so
-// CI stays meaningful; run it with --run_test=rm_hostile_input/NAME to see it fail.
-BOOST_AUTO_TEST_CASE(garbage_bytes, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(garbage_bytes) {
     std::mt19937 rng(20261124);
     std::string garbage(4096, '\0');
     for (auto& c : garbage) c = static_cast<char>(rng() & 0xff);
@@ -96,9 +94,7 @@ BOOST_AUTO_TEST_CASE(wrong_namespace) {
     BOOST_TEST(ok.body().find("<reportID>") != std::string::npos);
 }
 
-// KNOWN DEFECT (issue #2 stays open): gSOAP no SOAP fault is sent. Disabled so
-// CI stays meaningful; run it with --run_test=rm_hostile_input/NAME to see it fail.
-BOOST_AUTO_TEST_CASE(malformed_request_with_connection_close_gets_a_fault, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(malformed_request_with_connection_close_gets_a_fault) {
     // HTTP/1.0-style clients and many scripts send "Connection: close"; a malformed request
     // from them deserves the same fault, not a silently closed connection.
     const std::string close = "Connection: close\r\n";
@@ -198,9 +194,7 @@ BOOST_AUTO_TEST_CASE(external_entity_is_not_resolved) {
     }
 }
 
-// KNOWN DEFECT (issue #2 stays open): gSOAP a DTD is accepted (entities are not expanded). Disabled so
-// CI stays meaningful; run it with --run_test=rm_hostile_input/NAME to see it fail.
-BOOST_AUTO_TEST_CASE(document_type_declaration_is_refused, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(document_type_declaration_is_refused) {
     // SOAP 1.1 section 3 and WS-I BP R1008: a SOAP message MUST NOT contain a DTD. A request that
     // is otherwise valid and references no entity must still be refused, not processed.
     std::string dtd =
@@ -209,9 +203,7 @@ BOOST_AUTO_TEST_CASE(document_type_declaration_is_refused, *boost::unit_test::di
         httpPost(rm.url(), envelope(addResourcesBody({{"GenericResource", "with-dtd"}}), dtd)));
 }
 
-// KNOWN DEFECT (issue #2 stays open): gSOAP no SOAP fault is sent. Disabled so
-// CI stays meaningful; run it with --run_test=rm_hostile_input/NAME to see it fail.
-BOOST_AUTO_TEST_CASE(truncated_body, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(truncated_body) {
     std::string body = envelope(addResourcesBody({{"GenericResource", "truncated"}}));
     std::string cut = body.substr(0, body.size() / 2);
     auto started = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 // python3-zeep) loads GET /wsdl and calls every ResourceManager operation.
 #include <boost/test/unit_test.hpp>
 
+#include "deployer/package_archive.h"
 #include "rm_test_helpers.h"
 
 using namespace rm::testing;
@@ -52,6 +53,50 @@ BOOST_AUTO_TEST_CASE(zeep_calls_every_operation) {
     BOOST_REQUIRE(nodes.size() == 1u);
     BOOST_TEST(nodes[0].id == "zeep-node-0001");
     BOOST_TEST(nodes[0].name == "zeep-node");
+}
+
+// A software deployment through the generic client: zeep adds a sample service on a real
+// node-agent, polls GetReport until CLOSED, reads the package states and removes it again.
+BOOST_AUTO_TEST_CASE(zeep_deploys_and_removes_a_sample_service) {
+    const std::filesystem::path python = "/usr/bin/python3";
+    BOOST_REQUIRE_MESSAGE(std::filesystem::exists(python), "Debian's /usr/bin/python3 is needed");
+    RmInstance rm({"--heartbeat-interval-ms", "300"});
+    for (const char* sample : {"is-notifier-stubs", "is-notifier-service"}) {
+        rm::deployer::buildPackage(sourceDir() / "etc" / "packages" / sample,
+                                   rm.repository() / (std::string(sample) + ".tar.gz"));
+    }
+    rm.restart();  // indexes the repository at start
+    DaemonProcess agent("node-agent",
+                        {"--name", "zeep-agent", "--listen", "127.0.0.1:0", "--manager", rm.url(), "--root",
+                         (rm.dir() / "agent").string()},
+                        rm.dir() / "agent.log");
+    auto client = rm.client();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (client->listNodes().empty() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    BOOST_REQUIRE_MESSAGE(client->listNodes().size() == 1u, agent.log());
+    auto out = rm.dir() / "zeep-software.out";
+    int rc = runProgram(python.string(),
+                        {(sourceDir() / "tests" / "integration" / "zeep_client.py").string(), rm.url(),
+                         "--software", "zeep-agent"},
+                        out);
+    std::string output = readText(out);
+    BOOST_TEST_MESSAGE("zeep_client.py --software:\n" << output);
+    BOOST_TEST(rc == 0, "zeep_client.py exited " << rc << ":\n" << output);
+    for (const char* check : {"ok software_node_listed", "ok software_AddResources_returns_report_id",
+                              "ok software_GetReport_closed", "ok software_GetReport_success",
+                              "ok software_service_deployed_on_node", "ok software_dependencies_resolved",
+                              "ok software_package_states", "ok software_ghn_closed",
+                              "ok software_running_instance_listed", "ok software_RemoveResources_success",
+                              "ok software_packages_undeployed", "ok software_running_instance_gone",
+                              "0 failure(s)"}) {
+        BOOST_TEST_CONTEXT(check) {
+            BOOST_TEST(output.find(std::string(check) + "\n") != std::string::npos);
+        }
+    }
+    // What zeep saw is what the node has: the service's container is gone again.
+    BOOST_TEST(!std::filesystem::exists(rm.dir() / "agent" / "services" / "IS-Notifier" / "Notifier-service"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

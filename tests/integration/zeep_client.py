@@ -2,11 +2,14 @@
 """Drives a running resource-manager with zeep, a mainstream generic SOAP client.
 
 Usage: zeep_client.py URL
+       zeep_client.py URL --software NODE_NAME
 
 Loads URL/wsdl exactly as served (default, strict zeep settings), calls every operation of the
-ResourceManager port type and checks the typed answers and faults. Prints one line per check,
-"ok <name>" or "FAIL <name>: why", and exits 1 when any check failed (2 when the WSDL could not
-be loaded at all).
+ResourceManager port type and checks the typed answers and faults. With --software it instead
+deploys the sample service InformationSystem/IS-Notifier on the (real, running) node NODE_NAME,
+polls GetReport until CLOSED, reads the package states, then removes the service the same way.
+Prints one line per check, "ok <name>" or "FAIL <name>: why", and exits 1 when any check failed
+(2 when the WSDL could not be loaded at all).
 """
 import sys
 import time
@@ -61,9 +64,75 @@ def resources_of(report):
     return list(report.Resources.Resource)
 
 
+def activity_packages(report, element):
+    """{PackageName: Status} over every GHN of the DeploymentActivity or UndeploymentActivity."""
+    activity = getattr(report, element, None)
+    states = {}
+    if activity is None or activity.GHN is None:
+        return states, []
+    for ghn in activity.GHN:
+        node_report = ghn.LastReportReceived
+        if node_report is not None and node_report.Packages is not None:
+            for package in node_report.Packages.Package or []:
+                states[package.PackageName] = package.Status
+    return states, list(activity.GHN)
+
+
+def software(service, node_name):
+    """Adds IS-Notifier on node_name, waits for CLOSED, reads package states, removes it."""
+    nodes = [n for n in (service.ListNodes() or []) if n.name == node_name]
+    check("software_node_listed", len(nodes) == 1 and nodes[0].liveness == "ALIVE", repr(nodes))
+    if not nodes:
+        return
+    node_id = nodes[0].ID
+    item = {"ServiceClass": "InformationSystem", "ServiceName": "IS-Notifier", "TargetGHNName": node_name}
+    rid = service.AddResources(software={"software": [item]}, targetScope=SCOPE)
+    check("software_AddResources_returns_report_id", isinstance(rid, str) and len(rid) > 0, repr(rid))
+    report = wait_closed(service, rid, timeout=60.0)
+    check("software_GetReport_closed", report.Status == "CLOSED", repr(report.Status))
+    check("software_GetReport_success", report.SessionExitStatus == "SUCCESS", repr(report))
+    services = report.Services.Service if report.Services is not None else []
+    check("software_service_deployed_on_node",
+          len(services) == 1 and services[0].Name == "IS-Notifier" and services[0].DeployedOn == node_id and
+          services[0].DependenciesResolutionStatus == "SUCCESS" and services[0].ErrorDescription == "-",
+          repr(services))
+    resolved = []
+    if services and services[0].DependenciesResolution is not None:
+        resolved = [d.PackageName for d in
+                    services[0].DependenciesResolution.ResolvedDependencies.Dependency or []]
+    check("software_dependencies_resolved", sorted(resolved) == ["Notifier-service", "Notifier-stubs"],
+          repr(resolved))
+    states, ghns = activity_packages(report, "DeploymentActivity")
+    print("package states: %r" % (states,), flush=True)
+    check("software_package_states",
+          states == {"Notifier-stubs": "ACTIVATED", "Notifier-service": "RUNNING"}, repr(states))
+    check("software_ghn_closed",
+          len(ghns) == 1 and ghns[0].ID == node_id and ghns[0].LastReportReceived.Status == "CLOSED" and
+          ghns[0].LastReportReceivedOn not in (None, ""), repr(ghns))
+    instances = [(r.ID, r.Status, r.Node) for r in (service.ListResources(type="RunningInstance") or [])]
+    check("software_running_instance_listed",
+          instances == [(node_id + ":IS-Notifier.Notifier-service", "PUBLISHED", node_id)], repr(instances))
+
+    rid = service.RemoveResources(
+        software={"software": [{"ServiceClass": "InformationSystem", "ServiceName": "IS-Notifier"}]},
+        targetScope=SCOPE)
+    report = wait_closed(service, rid, timeout=60.0)
+    check("software_RemoveResources_success",
+          report.Status == "CLOSED" and report.SessionExitStatus == "SUCCESS" and
+          report.Operation == "RemoveResources", repr(report))
+    states, _ = activity_packages(report, "UndeploymentActivity")
+    print("undeployed states: %r" % (states,), flush=True)
+    check("software_packages_undeployed",
+          states == {"Notifier-stubs": "UNDEPLOYED", "Notifier-service": "UNDEPLOYED"}, repr(states))
+    check("software_running_instance_gone", not service.ListResources(type="RunningInstance"), "")
+
+
 def main():
-    if len(sys.argv) != 2:
-        print("usage: zeep_client.py URL", file=sys.stderr)
+    software_node = None
+    if len(sys.argv) == 4 and sys.argv[2] == "--software":
+        software_node = sys.argv[3]
+    elif len(sys.argv) != 2:
+        print("usage: zeep_client.py URL [--software NODE_NAME]", file=sys.stderr)
         return 2
     url = sys.argv[1].rstrip("/")
     try:
@@ -74,6 +143,10 @@ def main():
         traceback.print_exc()
         return 2
     check("load_wsdl", True)
+    if software_node is not None:
+        software(service, software_node)
+        print("%d failure(s)" % len(failures), flush=True)
+        return 1 if failures else 0
     address = service._binding_options.get("address")
     check("soap_address_is_this_rm", address in (url, url + "/"), "address %r" % address)
 
