@@ -378,6 +378,9 @@ ReadyResult Supervisor::waitReady(const std::string& id,
     const StepRunner runner(options_.killGrace);
     const auto deadline = steady_clock::now() + timeout;
     StepResult last{StepResult::Outcome::TimedOut, -1, "Ready was not run"};
+    // What the check last said: an attempt cut short by the deadline says nothing, so the
+    // message reports the last one that finished (when there was one).
+    std::optional<StepResult> lastAnswer;
     unsigned attempts = 0;
     for (;;) {
         const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
@@ -385,6 +388,7 @@ ReadyResult Supervisor::waitReady(const std::string& id,
         last =
             runner.run({"Ready", *readyCommand, spec.workDir, spec.env, spec.logFile, left}, stop);
         ++attempts;
+        if (last.outcome != StepResult::Outcome::TimedOut) lastAnswer = last;
         if (last.succeeded())
             return {true,
                     "Ready check succeeded after " + std::to_string(attempts) + " attempt(s)"};
@@ -399,7 +403,8 @@ ReadyResult Supervisor::waitReady(const std::string& id,
             return {false, "Ready check was cancelled"};
     }
     std::string message = "Ready check did not succeed within " + formatSeconds(timeout) + " (" +
-                          std::to_string(attempts) + " attempts; last: " + last.message + ")";
+                          std::to_string(attempts) +
+                          " attempts; last: " + lastAnswer.value_or(last).message + ")";
     if (const auto current = status(id); current && !current->running && current->lastExit) {
         message += "; " + id + " " + current->lastExit->describe();
     }

@@ -132,10 +132,17 @@ void Database::exec(const std::string& sql) {
 
 void Database::transaction(const std::function<void(Lock&)>& fn) {
     Lock lock(*this);
-    // Inside another transaction of this thread (the lock is recursive): join it, so a step
-    // built from smaller steps commits or rolls back as one.
+    // Inside another transaction of this thread (the lock is recursive): a savepoint, so a step
+    // built from smaller steps commits as one, and a failed inner step undoes only itself.
     if (!sqlite3_get_autocommit(db_)) {
-        fn(lock);
+        exec("SAVEPOINT nested");
+        try {
+            fn(lock);
+            exec("RELEASE nested");
+        } catch (...) {
+            sqlite3_exec(db_, "ROLLBACK TO nested; RELEASE nested", nullptr, nullptr, nullptr);
+            throw;
+        }
         return;
     }
     exec("BEGIN IMMEDIATE");

@@ -89,7 +89,8 @@ class Database {
     };
 
     // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back and rethrows on exception. Called
-    // inside another transaction, fn joins it (commits or rolls back with it).
+    // inside another transaction, fn runs in a savepoint: it commits with the outer transaction,
+    // and an exception undoes fn's writes alone before it propagates.
     void transaction(const std::function<void(Lock&)>& fn);
     // Runs fn under the lock without a transaction (reads, single statements).
     void read(const std::function<void(Lock&)>& fn);

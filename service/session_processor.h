@@ -25,7 +25,7 @@ struct SessionProcessorOptions {
 };
 
 class SessionProcessor {
-public:
+  public:
     SessionProcessor(ScopeStore& store, Deployments& deployments, ReportService& reports,
                      common::Logger& logger, SessionProcessorOptions options);
 
@@ -38,13 +38,21 @@ public:
     std::chrono::milliseconds sessionTimeout() const { return options_.sessionTimeout; }
     uint64_t processedItems() const { return processedItems_; }
 
-private:
+  private:
     void process(const std::string& sessionId);
     // nullopt: not decided yet (a RunningInstance whose package is still being undeployed).
-    std::optional<ScopeStore::ItemOutcome> decide(const Session& session, const SessionResource& item);
+    std::optional<ScopeStore::ItemOutcome> decide(const Session& session,
+                                                  const SessionResource& item);
+    // Decides and records one item; nullopt when it waits for a node. Runs inside the chunk's
+    // transaction.
+    std::optional<ScopeStore::ItemOutcome> processItem(const Session& session,
+                                                       const SessionResource& item);
+    static constexpr size_t kItemsPerCommit = 256;
     ScopeStore::ItemOutcome decideAdd(const ResourceKey& key);
-    std::optional<ScopeStore::ItemOutcome> decideRemove(const Session& session, const ResourceKey& key);
-    std::optional<ScopeStore::ItemOutcome> decideInstanceRemoval(const Session& session, const ResourceKey& key);
+    std::optional<ScopeStore::ItemOutcome> decideRemove(const Session& session,
+                                                        const ResourceKey& key);
+    std::optional<ScopeStore::ItemOutcome> decideInstanceRemoval(const Session& session,
+                                                                 const ResourceKey& key);
     void scheduleServices(const Session& session);
     // Removal services: one Undeploy per node, for all the session's services planned there.
     void scheduleRemovals(const Session& session);

@@ -137,4 +137,22 @@ BOOST_AUTO_TEST_CASE(a_nested_transaction_commits_or_rolls_back_with_the_outer_o
     BOOST_TEST(count(db) == 2, "the inner write must roll back with the outer transaction");
 }
 
+BOOST_AUTO_TEST_CASE(a_failed_nested_transaction_undoes_only_itself) {
+    TempDb t;
+    Database db(t.file(), kMigrations);
+    db.transaction([&](Database::Lock& lock) {
+        lock.prepare("INSERT INTO items(name) VALUES ('kept')").run();
+        try {
+            db.transaction([](Database::Lock& inner) {
+                inner.prepare("INSERT INTO items(name) VALUES ('undone')").run();
+                inner.prepare("INSERT INTO items(name) VALUES ('kept')").run();  // UNIQUE
+            });
+            BOOST_FAIL("the inner transaction should have thrown");
+        } catch (const rm::common::StorageError&) {
+        }
+        lock.prepare("INSERT INTO items(name) VALUES ('after')").run();
+    });
+    BOOST_TEST(count(db) == 2);  // 'kept' and 'after', not 'undone'
+}
+
 BOOST_AUTO_TEST_SUITE_END()
