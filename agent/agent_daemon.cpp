@@ -14,6 +14,7 @@
 #include "agent/supervisor.h"
 #include "common/daemon.h"
 #include "common/engine_report.h"
+#include "common/tls.h"
 #include "common/value_worker.h"
 #include "deployer/profile.h"
 
@@ -33,7 +34,7 @@ common::Settings agentSettings() {
     return common::Settings(
         "node-agent",
         "The node agent: Deployer endpoint, package containers and supervision of what runs.",
-        {
+        common::withTlsOptions({
             {"name",
              "this node's name, [A-Za-z0-9._-] (hollow mode: prefix of NAME-0001...)",
              {},
@@ -53,7 +54,7 @@ common::Settings agentSettings() {
             {"hollow-step-ms", "hollow mode: how long each simulated step takes", "50"},
             {"engine-seed", "seed for the engine's restart jitter (replays a run)", {}},
             {"log-level", "debug, info, warn or error", "info"},
-        });
+        }));
 }
 
 AgentConfig loadAgentConfig(const common::Settings& s) {
@@ -100,6 +101,7 @@ AgentConfig loadAgentConfig(const common::Settings& s) {
     if (c.hollow < 0 || c.hollow > 9999) throw common::UsageError("--hollow must be 0..9999");
     c.hollowStep = s.getMillis("hollow-step-ms");
     if (s.has("engine-seed")) c.engine.seed = static_cast<uint64_t>(s.getInt("engine-seed"));
+    c.server.tls = common::loadTlsOptions(s);
     return c;
 }
 
@@ -217,7 +219,8 @@ void NodeAgentDaemon::installOutbox() {
                       {"store"},
                       [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
                           auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-                          auto transport = std::make_shared<SoapReportTransport>();
+                          auto transport = std::make_shared<SoapReportTransport>(
+                              common::clientSideOf(config_.server.tls));
                           OutboxOptions options;
                           options.faults = faults();
                           auto sender =
@@ -241,6 +244,9 @@ void NodeAgentDaemon::installRealNode() {
                             runtime->supervisor = std::make_unique<Supervisor>();
                             ContainerOptions options;
                             options.faults = faults();
+                            if (config_.managerUrl.rfind("https://", 0) == 0)
+                                options.download.tls = common::makeTlsClientContext(
+                                    common::clientSideOf(config_.server.tls));
                             runtime->handler = std::make_shared<ContainerPackages>(
                                 config_.root, *runtime->supervisor, logger_, options);
                             runtime->keepProcesses = config_.keepProcessesOnExit;
@@ -349,7 +355,8 @@ void NodeAgentDaemon::installRealNode() {
                     logger_,
                     PresenceOptions{config_.managerUrl, config_.heartbeatInterval,
                                     std::chrono::milliseconds(500),
-                                    std::chrono::milliseconds(10000), std::chrono::seconds(10)});
+                                    std::chrono::milliseconds(10000), std::chrono::seconds(10),
+                                    common::clientSideOf(config_.server.tls)});
                 return std::make_unique<engine::ServiceWorker<Presence>>(
                     presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
             },
@@ -467,7 +474,8 @@ void NodeAgentDaemon::installHollowNodes() {
                     logger_,
                     PresenceOptions{config_.managerUrl, config_.heartbeatInterval,
                                     std::chrono::milliseconds(500),
-                                    std::chrono::milliseconds(10000), std::chrono::seconds(10)});
+                                    std::chrono::milliseconds(10000), std::chrono::seconds(10),
+                                    common::clientSideOf(config_.server.tls)});
                 return std::make_unique<engine::ServiceWorker<Presence>>(
                     presence, [store, api](Presence& p, std::stop_token stop) { p.run(stop); });
             },

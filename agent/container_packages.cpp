@@ -71,6 +71,9 @@ fs::path ContainerPackages::containerOf(const deployer::PackageCoordinates& c) c
 fs::path ContainerPackages::pidFileOf(const deployer::PackageCoordinates& c) const {
     return root_ / "run" / c.serviceName / (c.packageName + ".pid");
 }
+fs::path ContainerPackages::stepPidFileOf(const deployer::PackageCoordinates& c) const {
+    return root_ / "run" / c.serviceName / (c.packageName + ".step.pid");
+}
 fs::path ContainerPackages::logFileOf(const deployer::PackageCoordinates& c) const {
     return root_ / "logs" / c.serviceName / (c.packageName + ".log");
 }
@@ -129,9 +132,12 @@ ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c,
 void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep& step,
                                 const deployer::PackageCoordinates& c, const std::string& nodeId,
                                 const std::string& scope, std::stop_token stop) {
+    // One pid file for whichever step of the package runs: after a restart, a step the killed
+    // agent left running is ended before the package's next step (or its redo) starts.
     StepRequest request{name,           step.command,
                         containerOf(c), environment(c, nodeId, scope),
-                        logFileOf(c),   seconds(step.timeoutSeconds)};
+                        logFileOf(c),   seconds(step.timeoutSeconds),
+                        stepPidFileOf(c)};
     Log(logger_, LogLevel::info, "step_started").kv("package", processId(c)).kv("step", name);
     common::checkFault(options_.faults, stepPoint("before", name));
     StepResult result = steps_.run(request, stop);

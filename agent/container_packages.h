@@ -1,7 +1,7 @@
 // Deploying packages for real: each package lives in its container directory
 // <root>/services/<ServiceName>/<PackageName>, its lifecycle steps run there, and what it starts
 // is supervised. Logs go to <root>/logs/<ServiceName>/<PackageName>.log, pid files to
-// <root>/run/<ServiceName>/<PackageName>.pid.
+// <root>/run/<ServiceName>/<PackageName>.pid (what runs) and .step.pid (the step running now).
 #pragma once
 
 #include <chrono>
@@ -45,6 +45,8 @@ class ContainerPackages final : public PackageHandler {
 
     std::filesystem::path containerOf(const deployer::PackageCoordinates& coords) const;
     std::filesystem::path pidFileOf(const deployer::PackageCoordinates& coords) const;
+    // Records the lifecycle step (Install, Verify, Uninstall) of the package that runs now.
+    std::filesystem::path stepPidFileOf(const deployer::PackageCoordinates& coords) const;
     std::filesystem::path logFileOf(const deployer::PackageCoordinates& coords) const;
 
   private:

@@ -144,7 +144,7 @@ int DeployerEndpoint::invalid(const std::string& message) {
     return SOAP_FAULT;
 }
 
-int DeployerEndpoint::accept(const NewOperation& op, bool& accepted) {
+int DeployerEndpoint::acceptOperation(const NewOperation& op, bool& accepted) {
     auto& ctx = *context_;
     try {
         bool created = ctx.store.journal(op);
@@ -196,7 +196,7 @@ int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response
     }
     if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest))
         return invalid(*problem);
-    return accept(op, response.accepted);
+    return acceptOperation(op, response.accepted);
 }
 
 int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& response) {
@@ -219,7 +219,7 @@ int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& re
     op.wholeScope = op.packages.empty();
     if (auto problem = validateUndeploy(op, context_->maxPackagesPerRequest))
         return invalid(*problem);
-    return accept(op, response.accepted);
+    return acceptOperation(op, response.accepted);
 }
 
 int DeployerEndpoint::GetNodeState(_rm__GetNodeState*, _rm__GetNodeStateResponse& response) {

@@ -42,7 +42,9 @@ class DeployerEndpoint : public DeployerBindingService {
 
   private:
     int invalid(const std::string& message);
-    int accept(const NewOperation& operation, bool& accepted);
+    // Journals `operation` (or finds it journaled already) and answers a Deploy/Undeploy with it.
+    // Not named accept(): that would hide gSOAP's virtual DeployerBindingService::accept().
+    int acceptOperation(const NewOperation& operation, bool& accepted);
 
     std::shared_ptr<DeployerContext> context_;
 };

@@ -12,6 +12,7 @@
 
 #include "agent/deploy_executor.h"
 #include "common/fault_points.h"
+#include "common/tls.h"
 
 namespace rm::agent {
 
@@ -32,8 +33,7 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
         Poco::Net::Context::Ptr context =
-            new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
-                                   Poco::Net::Context::VERIFY_RELAXED, 9, true);
+            options.tls ? options.tls : common::makeTlsClientContext({});
         session =
             std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context);
     } else if (uri.getScheme() == "http") {

@@ -1,6 +1,8 @@
 // Fetches a package archive over HTTP(S) into a local file, with timeouts and a size limit.
 #pragma once
 
+#include <Poco/Net/Context.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -18,6 +20,8 @@ struct DownloadOptions {
     std::chrono::milliseconds ioTimeout{30000};  // per read: a stalled server fails the download
     std::uint64_t maxBytes = std::uint64_t{2} << 30;
     common::FaultPoints* faults = nullptr;  // agent.mid_download; nullptr: none
+    // For https:// URLs (common/tls.h: the agent's key and CA); null: the system's CAs.
+    Poco::Net::Context::Ptr tls;
 };
 
 // Writes the body of `url` (http:// or https://) to `target`, replacing it. Throws

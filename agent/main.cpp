@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
     rm::common::prepareSignals();
     auto settings = rm::agent::agentSettings();
     rm::agent::AgentConfig config;
+    rm::common::LogLevel logLevel{};
     try {
         settings.parse(argc, argv);
         if (settings.getBool("help")) {
@@ -16,11 +17,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         config = rm::agent::loadAgentConfig(settings);
+        logLevel = rm::common::parseLogLevel(settings.get("log-level"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "node-agent: %s\n", e.what());
         return 2;
     }
-    rm::common::Logger logger("node-agent", rm::common::parseLogLevel(settings.get("log-level")));
+    rm::common::Logger logger("node-agent", logLevel);
     try {
         rm::agent::NodeAgentDaemon daemon(config, logger);
         daemon.start();

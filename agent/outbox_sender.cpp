@@ -12,12 +12,14 @@ using common::Log;
 using common::LogLevel;
 using Clock = std::chrono::steady_clock;
 
-SoapReportTransport::SoapReportTransport(std::chrono::seconds timeout)
+SoapReportTransport::SoapReportTransport(const common::TlsClientOptions& tls,
+                                         std::chrono::seconds timeout)
     : proxy_(std::make_unique<ResourceManagerBindingProxy>()) {
     common::ServerOptions limits;
     limits.ioTimeout = timeout;
     limits.transferTimeout = timeout * 2;
     common::applyXmlLimits(proxy_->soap, limits);
+    common::configureTlsClient(proxy_->soap, tls);
 }
 
 SoapReportTransport::~SoapReportTransport() = default;

@@ -15,6 +15,7 @@
 #include "agent/agent_store.h"
 #include "common/fault_points.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 class ResourceManagerBindingProxy;
 
@@ -30,7 +31,8 @@ class ReportTransport {
 // SendReport to the report's callbackEndpoint. A SOAP fault is "not acknowledged".
 class SoapReportTransport final : public ReportTransport {
   public:
-    explicit SoapReportTransport(std::chrono::seconds timeout = std::chrono::seconds(10));
+    explicit SoapReportTransport(const common::TlsClientOptions& tls = {},
+                                 std::chrono::seconds timeout = std::chrono::seconds(10));
     ~SoapReportTransport() override;
     void send(const ReportSnapshot& report) override;
 

@@ -65,6 +65,7 @@ Presence::Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, Summary
     limits.ioTimeout = options_.callTimeout;
     limits.transferTimeout = options_.callTimeout * 2;
     common::applyXmlLimits(proxy_->soap, limits);
+    common::configureTlsClient(proxy_->soap, options_.tls);
 }
 
 Presence::~Presence() = default;

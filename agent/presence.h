@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/tls.h"
 
 class ResourceManagerBindingProxy;
 
@@ -49,6 +50,7 @@ struct PresenceOptions {
     std::chrono::milliseconds initialBackoff{500};
     std::chrono::milliseconds maxBackoff{10000};
     std::chrono::seconds callTimeout{10};
+    common::TlsClientOptions tls;  // used when managerUrl is https://
 };
 
 struct PresenceStatus {

@@ -136,7 +136,17 @@ std::string ExitStatus::describe() const {
     return "ended (exit status unknown)";
 }
 
-pid_t launchInNewSession(const LaunchRequest& request) {
+namespace {
+
+// The shell script a held process runs: it waits for "go" on stdin (the gate), which a launcher
+// that died never writes (EOF instead), then runs the command given as $1 in the same shell, so
+// that `exec` in it still replaces the process the launcher recorded.
+constexpr const char* kHeldScript =
+    "IFS= read -r rm_gate && [ \"$rm_gate\" = go ] || exit 125; unset rm_gate; "
+    "exec </dev/null; eval \"shift; $1\"";
+
+// `gateFd` >= 0: stdin of the new process, and the command runs behind kHeldScript.
+pid_t launch(const LaunchRequest& request, int gateFd) {
     if (request.command.find('\0') != std::string::npos) {
         throw SpawnError("the command contains a NUL byte");
     }
@@ -157,9 +167,14 @@ pid_t launchInNewSession(const LaunchRequest& request) {
     }
 
     SpawnActions actions;
-    checkSpawn(
-        ::posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null", O_RDONLY, 0),
-        "stdin");
+    if (gateFd >= 0) {
+        checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), gateFd, STDIN_FILENO),
+                   "stdin");
+    } else {
+        checkSpawn(::posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null",
+                                                      O_RDONLY, 0),
+                   "stdin");
+    }
     checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDOUT_FILENO),
                "stdout");
     checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDERR_FILENO),
@@ -188,7 +203,11 @@ pid_t launchInNewSession(const LaunchRequest& request) {
     envp.push_back(nullptr);
     char shell[] = "sh";
     char dashC[] = "-c";
-    char* argv[] = {shell, dashC, const_cast<char*>(request.command.c_str()), nullptr};
+    std::string held = kHeldScript;
+    char* direct[] = {shell, dashC, const_cast<char*>(request.command.c_str()), nullptr};
+    char* behindGate[] = {
+        shell, dashC, held.data(), shell, const_cast<char*>(request.command.c_str()), nullptr};
+    char** argv = gateFd >= 0 ? behindGate : direct;
 
     pid_t pid = -1;
     if (const int rc =
@@ -198,6 +217,51 @@ pid_t launchInNewSession(const LaunchRequest& request) {
                          errnoText(rc));
     }
     return pid;
+}
+
+}  // namespace
+
+pid_t launchInNewSession(const LaunchRequest& request) {
+    return launch(request, -1);
+}
+
+HeldProcess launchHeld(const LaunchRequest& request) {
+    int ends[2];
+    // Close-on-exec, and every launch closes descriptors above 2: no other process can hold the
+    // write end, so the gate reads EOF as soon as the launcher is gone.
+    if (::pipe2(ends, O_CLOEXEC) != 0) {
+        throw SpawnError("cannot create the launch gate: " + errnoText(errno));
+    }
+    UniqueFd readEnd(ends[0]);
+    UniqueFd writeEnd(ends[1]);
+    const pid_t pid = launch(request, readEnd.get());
+    return HeldProcess(pid, std::move(writeEnd));
+}
+
+void HeldProcess::release() {
+    static constexpr char kGo[] = "go\n";
+    if (!gate_) throw SpawnError("the process was already released");
+    // The pipe is empty and holds far more than 3 bytes: one write, never partial. A process that
+    // has ended makes it fail with EPIPE (SIGPIPE is ignored by the daemons; MSG_NOSIGNAL does
+    // not apply to pipes, so block it for this thread meanwhile).
+    sigset_t pipeSignal;
+    sigset_t previous;
+    ::sigemptyset(&pipeSignal);
+    ::sigaddset(&pipeSignal, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous);
+    const ssize_t written = ::write(gate_.get(), kGo, sizeof kGo - 1);
+    const int error = errno;
+    if (written < 0 && error == EPIPE) {
+        // Consume the SIGPIPE now pending for this thread, so unblocking does not deliver it.
+        const timespec none{0, 0};
+        ::sigtimedwait(&pipeSignal, nullptr, &none);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    gate_.reset();
+    if (written != static_cast<ssize_t>(sizeof kGo - 1)) {
+        throw SpawnError("cannot release process " + std::to_string(pid_) + ": " +
+                         errnoText(written < 0 ? error : EIO));
+    }
 }
 
 std::optional<std::uint64_t> processStartTime(pid_t pid) {

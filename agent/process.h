@@ -57,6 +57,28 @@ struct LaunchRequest {
 // multi-threaded process. The caller must reap the pid. Throws SpawnError saying what failed.
 pid_t launchInNewSession(const LaunchRequest& request);
 
+// A process started by launchHeld(): it exists, so its pid and start time can be recorded, but
+// it runs its command only once release() is called. Should the launcher go away first (this
+// object destroyed without release(), or the whole agent killed, which closes its end of the
+// gate), the process ends with status 125 without running anything: no copy can run that its
+// launcher did not get to record. Move-only; the caller must reap the pid.
+class HeldProcess {
+  public:
+    HeldProcess(pid_t pid, UniqueFd gate) : pid_(pid), gate_(std::move(gate)) {}
+    pid_t pid() const { return pid_; }
+    // Lets the command run (stdin then reads /dev/null). Throws SpawnError when the process is
+    // no longer there to be released.
+    void release();
+
+  private:
+    pid_t pid_;
+    UniqueFd gate_;  // the write end of the pipe the process waits on
+};
+
+// launchInNewSession(), held at the gate until released. `request.command` runs exactly as it
+// would there (by `sh -c`, with $0 = sh and no positional parameters).
+HeldProcess launchHeld(const LaunchRequest& request);
+
 // Field 22 of /proc/<pid>/stat (clock ticks after boot). Together with the pid it names one
 // incarnation of a process, since pids are recycled. nullopt when there is no such process.
 std::optional<std::uint64_t> processStartTime(pid_t pid);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "agent/log_file.h"
+#include "agent/pid_file.h"
 
 namespace rm::agent {
 namespace {
@@ -15,6 +16,49 @@ constexpr std::size_t kQuotedLines = 3;
 
 std::string withOutput(std::string message, const std::string& output) {
     return output.empty() ? message + " (no output)" : message + ": " + output;
+}
+
+// The id a running step is recorded under in its pid file.
+std::string recordId(const std::string& name) {
+    return "step " + name;
+}
+
+// Ends the step the pid file names if it still runs: an agent killed while the step ran left it
+// behind. Its whole group goes, like a step that timed out.
+void endLeftover(const fs::path& pidFile, int log, milliseconds killGrace) {
+    const auto record = readPidFile(pidFile);
+    if (record && record->id.rfind(recordId(""), 0) == 0 &&
+        isRunning(record->pid, record->startTime)) {
+        appendLogLine(log, "--- " + record->id.substr(recordId("").size()) + " (pid " +
+                               std::to_string(record->pid) +
+                               ") still runs from before the agent restarted; ending it");
+        ExitWatcher watcher(record->pid, record->startTime);
+        terminateGroup(record->pid, watcher, killGrace);
+        tryReap(record->pid);
+    }
+    std::error_code ignored;
+    fs::remove(pidFile, ignored);
+}
+
+// Launches the step; with a pid file, records it there before its command runs.
+pid_t launchStep(const StepRequest& step, int log) {
+    const LaunchRequest request{step.command, step.workDir, step.env, log};
+    if (step.pidFile.empty()) return launchInNewSession(request);
+    HeldProcess held = launchHeld(request);
+    const pid_t pid = held.pid();
+    const std::uint64_t startTime = processStartTime(pid).value_or(0);
+    try {
+        writePidFile(step.pidFile, {pid, startTime, recordId(step.name)});
+        held.release();
+    } catch (const std::exception& error) {
+        ExitWatcher watcher(pid, startTime);
+        terminateGroup(pid, watcher, milliseconds(0));
+        reap(pid);
+        std::error_code ignored;
+        fs::remove(step.pidFile, ignored);
+        throw SpawnError(std::string("cannot record it in its pid file: ") + error.what());
+    }
+    return pid;
 }
 
 }  // namespace
@@ -42,13 +86,14 @@ StepResult StepRunner::run(const StepRequest& step, std::stop_token stop) const 
     } catch (const std::exception& error) {
         return {Outcome::CouldNotStart, -1, step.name + " could not start: " + error.what()};
     }
+    if (!step.pidFile.empty()) endLeftover(step.pidFile, log.get(), killGrace_);
     appendLogLine(log.get(), "--- " + step.name + " started: " + step.command);
     struct stat info {};
     const off_t outputStart = ::fstat(log.get(), &info) == 0 ? info.st_size : 0;
 
     pid_t pid = -1;
     try {
-        pid = launchInNewSession({step.command, step.workDir, step.env, log.get()});
+        pid = launchStep(step, log.get());
     } catch (const std::exception& error) {
         StepResult result{Outcome::CouldNotStart, -1,
                           step.name + " could not start: " + error.what()};
@@ -67,6 +112,10 @@ StepResult StepRunner::run(const StepRequest& step, std::stop_token stop) const 
         signalGroup(pid, SIGKILL);
     }
     const ExitStatus status = reap(pid);
+    if (!step.pidFile.empty()) {
+        std::error_code ignored;
+        fs::remove(step.pidFile, ignored);
+    }
     const auto elapsed =
         std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - startedAt);
 

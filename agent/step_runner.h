@@ -18,6 +18,10 @@ struct StepRequest {
     Environment env;   // the complete environment (see Environment)
     fs::path logFile;  // output is appended
     std::chrono::milliseconds timeout = std::chrono::seconds(60);
+    // When set, the running step is recorded here (it runs its command only once recorded, like
+    // a supervised process) until it ends. A step an agent that was killed left running is found
+    // through it and ended before the step runs again: redone cleanly, never twice at once.
+    fs::path pidFile = {};
 };
 
 struct StepResult {
@@ -41,7 +45,8 @@ class StepRunner {
 
     // Runs the step in its own session. When it times out or `stop` is requested, its whole
     // process group is ended; whatever the step left running in its group is killed when it
-    // ends, since a step must not leave unsupervised processes behind. Never throws for a
+    // ends, since a step must not leave unsupervised processes behind. With a pid file, a
+    // recorded step still running (from a killed agent) is ended first. Never throws for a
     // failure of the step itself: that is the result.
     StepResult run(const StepRequest& step, std::stop_token stop = {}) const;
 

@@ -164,7 +164,10 @@ void Supervisor::launch(Entry& entry) {
         const UniqueFd log = openLogForAppend(spec.logFile);
         appendLogLine(log.get(), "--- supervisor: starting " + spec.id + ": " + spec.command);
         const off_t outputStart = logSize(spec.logFile);
-        const pid_t pid = launchInNewSession({spec.command, spec.workDir, spec.env, log.get()});
+        // Held until its pid file names it: killed in between, the agent leaves no copy running
+        // that the next one cannot find (the held process ends when its launcher is gone).
+        HeldProcess held = launchHeld({spec.command, spec.workDir, spec.env, log.get()});
+        const pid_t pid = held.pid();
         const std::uint64_t startTime = processStartTime(pid).value_or(0);
         try {
             writePidFile(spec.pidFile, {pid, startTime, spec.id});
@@ -175,6 +178,15 @@ void Supervisor::launch(Entry& entry) {
             reap(pid);
             throw SpawnError("cannot record " + spec.id + " in its pid file (" + error.what() +
                              "), so it was stopped again");
+        }
+        try {
+            held.release();
+        } catch (const std::exception& error) {
+            reap(pid);
+            std::error_code ignored;
+            fs::remove(spec.pidFile, ignored);
+            throw SpawnError(std::string("it ended before it could run its command: ") +
+                             error.what());
         }
         std::lock_guard lock(mutex_);
         entry.pid = pid;
@@ -376,6 +388,9 @@ ReadyResult Supervisor::waitReady(const std::string& id,
         spec = entry->spec;
     }
     const StepRunner runner(options_.killGrace);
+    // Recorded like a step: a check left running by a killed agent is ended by the next one.
+    fs::path checkPidFile = spec.pidFile;
+    checkPidFile.replace_extension(".ready.pid");
     const auto deadline = steady_clock::now() + timeout;
     StepResult last{StepResult::Outcome::TimedOut, -1, "Ready was not run"};
     // What the check last said: an attempt cut short by the deadline says nothing, so the
@@ -385,8 +400,9 @@ ReadyResult Supervisor::waitReady(const std::string& id,
     for (;;) {
         const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
         if (left <= milliseconds(0)) break;
-        last =
-            runner.run({"Ready", *readyCommand, spec.workDir, spec.env, spec.logFile, left}, stop);
+        last = runner.run(
+            {"Ready", *readyCommand, spec.workDir, spec.env, spec.logFile, left, checkPidFile},
+            stop);
         ++attempts;
         if (last.outcome != StepResult::Outcome::TimedOut) lastAnswer = last;
         if (last.succeeded())

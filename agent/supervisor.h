@@ -24,7 +24,8 @@ struct ProcessSpec {
     std::string command;  // run as `sh -c command`; `exec` keeps one process instead of two
     Environment env;      // the complete environment (see Environment)
     fs::path logFile;     // stdout and stderr are appended, as are the supervisor's notes
-    fs::path pidFile;     // pid, start time and id of the running copy
+    fs::path pidFile;     // pid, start time and id of the running copy (a Ready check that
+                          // runs is recorded beside it, in <stem>.ready.pid)
     std::optional<std::string> stopCommand;  // absent: SIGTERM to the process group
     std::chrono::milliseconds stopTimeout = std::chrono::seconds(10);
 };
@@ -59,7 +60,9 @@ struct ReadyResult {
 };
 
 // Thread-safe. Never runs two copies of one id: start() and adopt() first look for the copy the
-// pid file names and take it over when it is alive and really is that copy (same start time).
+// pid file names and take it over when it is alive and really is that copy (same start time);
+// a new copy runs its command only once the pid file names it (see launchHeld), so an agent
+// killed at any instant leaves no copy behind that the next one cannot find.
 // Each supervised id has one monitor thread that waits on a pidfd (no SIGCHLD handler).
 class Supervisor {
   public:

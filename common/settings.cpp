@@ -1,5 +1,6 @@
 #include "common/settings.h"
 
+#include <Poco/Exception.h>
 #include <Poco/NumberParser.h>
 #include <Poco/String.h>
 #include <Poco/StringTokenizer.h>
@@ -9,6 +10,23 @@
 #include <sstream>
 
 namespace rm::common {
+
+namespace {
+
+// Poco expands `${key}` references when a value is read; a reference cycle (`a = ${a}`) makes it
+// throw its own exception, which must reach the operator as a UsageError naming the option.
+std::string expandedValue(const Poco::Util::AbstractConfiguration& config,
+                          const std::string& name) {
+    try {
+        return config.getString(name);
+    } catch (const Poco::Exception& e) {
+        throw UsageError("option --" + name + " = '" + config.getRawString(name, "") +
+                         "' cannot be expanded (" + e.displayText() +
+                         "): check its ${...} references");
+    }
+}
+
+}  // namespace
 
 Settings::Settings(std::string program, std::string summary, std::vector<OptionSpec> options)
     : program_(std::move(program)),
@@ -52,7 +70,7 @@ void Settings::parse(int argc, const char* const* argv) {
     }
     config_->add(flags, 0);
     if (flags->has("config")) {
-        std::string file = flags->getString("config");
+        std::string file = expandedValue(*flags, "config");
         Poco::AutoPtr<Poco::Util::PropertyFileConfiguration> fromFile;
         try {
             fromFile = new Poco::Util::PropertyFileConfiguration(file);
@@ -61,7 +79,17 @@ void Settings::parse(int argc, const char* const* argv) {
         }
         Poco::Util::AbstractConfiguration::Keys keys;
         fromFile->keys(keys);
-        for (const auto& key : keys) spec(key);  // reject unknown keys early
+        for (const auto& key : keys) {
+            spec(key);  // reject unknown keys early
+            // Poco splits keys at dots ("threads.x" is a child of "threads"), and no option
+            // has a dot in its name: such a key is a typo that would otherwise be ignored.
+            Poco::Util::AbstractConfiguration::Keys children;
+            fromFile->keys(key, children);
+            if (!children.empty()) {
+                throw UsageError("unknown option --" + key + "." + children.front() +
+                                 " in config file " + file + " (see " + program_ + " --help)");
+            }
+        }
         config_->add(fromFile, 1);
     }
     Poco::AutoPtr<Poco::Util::MapConfiguration> defaults(new Poco::Util::MapConfiguration);
@@ -69,6 +97,10 @@ void Settings::parse(int argc, const char* const* argv) {
         if (o.defaultValue) defaults->setString(o.name, *o.defaultValue);
     }
     config_->add(defaults, 2);
+    // Expand every value once now, so a broken ${...} reference is reported at start-up.
+    for (const auto& o : options_) {
+        if (config_->has(o.name)) expandedValue(*config_, o.name);
+    }
     if (getBool("help")) return;
     for (const auto& o : options_) {
         if (o.required && !config_->has(o.name)) {
@@ -85,7 +117,7 @@ bool Settings::has(const std::string& name) const {
 std::string Settings::get(const std::string& name) const {
     spec(name);
     if (!config_->has(name)) throw UsageError("option --" + name + " is not set");
-    return config_->getString(name);
+    return expandedValue(*config_, name);
 }
 
 int64_t Settings::getInt(const std::string& name) const {

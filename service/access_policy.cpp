@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <cctype>
 #include <fstream>
 #include <stdexcept>
 
@@ -24,9 +25,22 @@ AccessPolicy AccessPolicy::fromFile(const std::filesystem::path& file) {
         auto c2 = c1 == std::string::npos ? c1 : line.find(':', c1 + 1);
         std::string name = line.substr(0, c1);
         std::string hash = c1 == std::string::npos ? "" : line.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
-        if (name.empty() || hash.size() != 64) {
-            throw std::runtime_error(file.string() + ":" + std::to_string(number) +
-                                     ": expected name:sha256-hex[:scopes]");
+        const std::string where = file.string() + ":" + std::to_string(number) + ": ";
+        if (!line.empty() && line.back() == '\r') {
+            throw std::runtime_error(where + "ends in a carriage return: save the file with Unix "
+                                             "line endings");
+        }
+        if (name.empty() || hash.size() != 64 ||
+            hash.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+            throw std::runtime_error(where +
+                                     "expected name:sha256-hex[:scopes] (64 hex digits, as "
+                                     "printed by rmctl hash-password)");
+        }
+        // Lower case, as sha256Hex() prints it, so that an upper-case hash still matches.
+        for (auto& ch : hash) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (policy.users_.count(name)) {
+            throw std::runtime_error(where + "user '" + name +
+                                     "' is listed twice: keep one line per user");
         }
         User user{hash, {}};
         if (c2 != std::string::npos) {

@@ -1,8 +1,11 @@
 #include "service/deployments.h"
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "common/soap_server.h"
 #include "common/time_util.h"
@@ -203,8 +206,11 @@ void touchSession(common::Database::Lock& db, const std::string& sessionId, int6
 
 }  // namespace
 
-Deployments::Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults)
-    : store_(store), logger_(logger), faults_(faults) {}
+Deployments::Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults,
+                         common::TlsClientOptions tls)
+    : store_(store), logger_(logger), faults_(faults), tls_(std::move(tls)) {}
+
+Deployments::~Deployments() = default;
 
 void Deployments::deploy(const Session& session, const SessionService& service,
                          const NodeStatus& node) {
@@ -590,11 +596,14 @@ std::vector<Deployments::PendingCall> Deployments::dueCalls(int64_t nowMs) {
     std::vector<PendingCall> calls;
     store_.database().read([&](common::Database::Lock& db) {
         auto& q = db.prepare(
-            "SELECT callback_id, session_id, endpoint, node_id, kind, service_seq, attempts FROM "
-            "deployments "
-            "WHERE call_state = 'PENDING' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT "
-            "64");
+            // The node's endpoint as it registered last: an agent that came back on another port
+            // since the call was planned gets it there.
+            "SELECT d.callback_id, d.session_id, COALESCE(n.endpoint, d.endpoint), d.node_id, "
+            "d.kind, d.service_seq, d.attempts FROM deployments d LEFT JOIN nodes n ON n.id = "
+            "d.node_id WHERE d.call_state = 'PENDING' AND d.next_attempt_at <= ? ORDER BY "
+            "d.next_attempt_at LIMIT ?");
         q.bind(1, nowMs);
+        q.bind(2, static_cast<int64_t>(kCallsPerBatch));
         while (q.step()) {
             calls.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.text(4),
                              static_cast<int>(q.integer(5)), static_cast<int>(q.integer(6))});
@@ -603,26 +612,56 @@ std::vector<Deployments::PendingCall> Deployments::dueCalls(int64_t nowMs) {
     return calls;
 }
 
+DeployerBindingProxy& Deployments::laneProxy(size_t lane) {
+    while (proxies_.size() <= lane) {
+        auto proxy = std::make_unique<DeployerBindingProxy>();
+        common::ServerOptions limits;
+        limits.ioTimeout = std::chrono::seconds(5);
+        limits.transferTimeout = std::chrono::seconds(15);
+        common::applyXmlLimits(proxy->soap, limits);
+        common::configureTlsClient(proxy->soap, tls_);
+        proxies_.push_back(std::move(proxy));
+    }
+    return *proxies_[lane];
+}
+
+namespace {
+
+DeployerBindingProxy& aimAt(DeployerBindingProxy& proxy, const std::string& endpoint) {
+    proxy.destroy();
+    // The pending call outlives the exchange, so its endpoint string can be lent to gSOAP.
+    proxy.soap_endpoint = endpoint.c_str();
+    return proxy;
+}
+
+// Turns a finished Deploy/Undeploy exchange into acknowledged or not, with the reason.
+bool acknowledged(DeployerBindingProxy& proxy, int rc, bool accepted, std::string& error) {
+    if (rc != SOAP_OK) {
+        const char* s = soap_fault_string(proxy.soap);
+        error = s ? s : "SOAP error " + std::to_string(rc);
+        proxy.soap_close_socket();
+    } else if (!accepted) {
+        error = "the agent did not accept the request";
+    }
+    proxy.destroy();
+    return rc == SOAP_OK && accepted;
+}
+
+}  // namespace
+
 bool Deployments::sendDeploy(const PendingCall& call, const std::string& managerUrl,
-                             std::string& error) {
+                             DeployerBindingProxy& agent, std::string& error) {
     auto session = store_.session(call.sessionId);
     if (!session) {
         error = "session vanished";
         return false;
     }
-    std::vector<SessionService> services = store_.sessionServices(call.sessionId);
-    auto it = std::find_if(services.begin(), services.end(),
-                           [&](const SessionService& s) { return s.seq == call.serviceSeq; });
-    if (it == services.end()) {
+    auto it = store_.sessionService(call.sessionId, call.serviceSeq);
+    if (!it) {
         error = "service vanished";
         return false;
     }
-    DeployerBindingProxy proxy;
-    common::ServerOptions limits;
-    limits.ioTimeout = std::chrono::seconds(5);
-    limits.transferTimeout = std::chrono::seconds(15);
-    common::applyXmlLimits(proxy.soap, limits);
-    proxy.soap_endpoint = call.endpoint.c_str();
+    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint);
     _rm__Deploy request;
     request.callbackID = call.callbackId;
     request.targetScope = session->scope;
@@ -641,31 +680,17 @@ bool Deployments::sendDeploy(const PendingCall& call, const std::string& manager
     }
     _rm__DeployResponse response;
     int rc = proxy.Deploy(&request, response);
-    if (rc != SOAP_OK) {
-        const char* s = soap_fault_string(proxy.soap);
-        error = s ? s : "SOAP error " + std::to_string(rc);
-        proxy.destroy();
-        return false;
-    }
-    bool accepted = response.accepted;
-    proxy.destroy();
-    if (!accepted) error = "the agent did not accept the request";
-    return accepted;
+    return acknowledged(proxy, rc, response.accepted, error);
 }
 
 bool Deployments::sendUndeploy(const PendingCall& call, const std::string& managerUrl,
-                               std::string& error) {
+                               DeployerBindingProxy& agent, std::string& error) {
     auto session = store_.session(call.sessionId);
     if (!session) {
         error = "session vanished";
         return false;
     }
-    DeployerBindingProxy proxy;
-    common::ServerOptions limits;
-    limits.ioTimeout = std::chrono::seconds(5);
-    limits.transferTimeout = std::chrono::seconds(15);
-    common::applyXmlLimits(proxy.soap, limits);
-    proxy.soap_endpoint = call.endpoint.c_str();
+    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint);
     _rm__Undeploy request;
     request.callbackID = call.callbackId;
     request.targetScope = session->scope;
@@ -697,16 +722,7 @@ bool Deployments::sendUndeploy(const PendingCall& call, const std::string& manag
     }
     _rm__UndeployResponse response;
     int rc = proxy.Undeploy(&request, response);
-    if (rc != SOAP_OK) {
-        const char* s = soap_fault_string(proxy.soap);
-        error = s ? s : "SOAP error " + std::to_string(rc);
-        proxy.destroy();
-        return false;
-    }
-    bool accepted = response.accepted;
-    proxy.destroy();
-    if (!accepted) error = "the agent did not accept the request";
-    return accepted;
+    return acknowledged(proxy, rc, response.accepted, error);
 }
 
 void Deployments::recordAttempt(const PendingCall& call, bool acknowledged,
@@ -740,27 +756,59 @@ void Deployments::recordAttempt(const PendingCall& call, bool acknowledged,
     }
 }
 
+void Deployments::sendCall(const PendingCall& call, const std::string& managerUrl,
+                           DeployerBindingProxy& agent) {
+    std::string error;
+    bool ok = false;
+    // drop before: the call never leaves; drop after: the agent has it but the ack is lost.
+    if (common::faultFails(faults_, "rm.before_deploy_send")) {
+        error = "fault injected before sending (rm.before_deploy_send)";
+    } else {
+        ok = call.kind == "Undeploy" ? sendUndeploy(call, managerUrl, agent, error)
+                                     : sendDeploy(call, managerUrl, agent, error);
+        if (ok && common::faultFails(faults_, "rm.after_deploy_send")) {
+            ok = false;
+            error = "fault injected after sending (rm.after_deploy_send)";
+        }
+    }
+    recordAttempt(call, ok, error);
+}
+
+void Deployments::sendBatch(const std::vector<PendingCall>& calls, const std::string& managerUrl,
+                            std::stop_token stop) {
+    // Calls to one agent keep their order (an Undeploy must not overtake the Deploy before it);
+    // different agents are called at once, so one slow or unreachable node does not hold up
+    // the others.
+    std::vector<std::vector<const PendingCall*>> byAgent;
+    std::map<std::string, size_t> agentIndex;
+    for (const auto& call : calls) {
+        auto [it, added] = agentIndex.emplace(call.endpoint, byAgent.size());
+        if (added) byAgent.emplace_back();
+        byAgent[it->second].push_back(&call);
+    }
+    const size_t lanes = std::min(kDispatchLanes, byAgent.size());
+    for (size_t lane = 0; lane < lanes; ++lane) laneProxy(lane);  // before any lane runs
+    std::atomic<size_t> nextAgent{0};
+    auto runLane = [&](size_t lane) {
+        for (size_t a; (a = nextAgent++) < byAgent.size();) {
+            for (const PendingCall* call : byAgent[a]) {
+                if (stop.stop_requested()) return;
+                sendCall(*call, managerUrl, *proxies_[lane]);
+            }
+        }
+    };
+    std::vector<std::jthread> helpers;
+    for (size_t lane = 1; lane < lanes; ++lane) helpers.emplace_back(runLane, lane);
+    runLane(0);
+}  // the helpers join here
+
 void Deployments::runDispatcher(std::stop_token stop,
                                 const std::function<std::string()>& managerUrl) {
     while (!stop.stop_requested()) {
         auto calls = dueCalls(common::nowMillis());
-        for (const auto& call : calls) {
-            if (stop.stop_requested()) return;
-            std::string error;
-            bool ok = false;
-            // drop before: the call never leaves; drop after: the agent has it but the ack is lost.
-            if (common::faultFails(faults_, "rm.before_deploy_send")) {
-                error = "fault injected before sending (rm.before_deploy_send)";
-            } else {
-                ok = call.kind == "Undeploy" ? sendUndeploy(call, managerUrl(), error)
-                                             : sendDeploy(call, managerUrl(), error);
-                if (ok && common::faultFails(faults_, "rm.after_deploy_send")) {
-                    ok = false;
-                    error = "fault injected after sending (rm.after_deploy_send)";
-                }
-            }
-            recordAttempt(call, ok, error);
-        }
+        if (!calls.empty()) sendBatch(calls, managerUrl(), stop);
+        // A full batch means more are probably due: go on at once.
+        if (calls.size() == kCallsPerBatch) continue;
         std::unique_lock lock(mutex_);
         wake_.wait_for(lock, stop, std::chrono::milliseconds(calls.empty() ? 500 : 50),
                        [&] { return woken_; });

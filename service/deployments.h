@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -15,8 +16,11 @@
 
 #include "common/fault_points.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "reports/resource_report.h"
 #include "service/scope_store.h"
+
+class DeployerBindingProxy;
 
 namespace rm::service {
 
@@ -27,7 +31,10 @@ struct NodePackageReport {
 class Deployments {
 public:
     // `faults`: rm.before/after_deploy_send and rm.mid_report_commit; nullptr: none.
-    Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults = nullptr);
+    // `tls`: what the RM presents and trusts when it calls https:// agents (mutual TLS).
+    Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults = nullptr,
+                common::TlsClientOptions tls = {});
+    ~Deployments();
 
     // Records that `service` goes to `node` (outbox entry, packages WAITING, service DEPLOYING).
     void deploy(const Session& session, const SessionService& service, const NodeStatus& node);
@@ -68,13 +75,28 @@ private:
         int attempts = 0;
     };
     std::vector<PendingCall> dueCalls(int64_t nowMs);
-    bool sendDeploy(const PendingCall& call, const std::string& managerUrl, std::string& error);
-    bool sendUndeploy(const PendingCall& call, const std::string& managerUrl, std::string& error);
+    // Due calls read at once, and agents called at once (one lane each).
+    static constexpr size_t kCallsPerBatch = 64;
+    static constexpr size_t kDispatchLanes = 8;
+
+    void sendBatch(const std::vector<PendingCall>& calls, const std::string& managerUrl,
+                   std::stop_token stop);
+    void sendCall(const PendingCall& call, const std::string& managerUrl,
+                  DeployerBindingProxy& agent);
+    // A lane's client for agents, made on first use (its TLS context is loaded once).
+    DeployerBindingProxy& laneProxy(size_t lane);
+    bool sendDeploy(const PendingCall& call, const std::string& managerUrl,
+                    DeployerBindingProxy& agent, std::string& error);
+    bool sendUndeploy(const PendingCall& call, const std::string& managerUrl,
+                      DeployerBindingProxy& agent, std::string& error);
     void recordAttempt(const PendingCall& call, bool acknowledged, const std::string& error);
 
     ScopeStore& store_;
     common::Logger& logger_;
     common::FaultPoints* faults_ = nullptr;
+    common::TlsClientOptions tls_;
+    // One per dispatch lane; only the dispatcher (and its lanes, each with its own) uses them.
+    std::vector<std::unique_ptr<DeployerBindingProxy>> proxies_;
     std::mutex mutex_;
     std::condition_variable_any wake_;
     bool woken_ = false;

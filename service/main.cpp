@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     rm::common::prepareSignals();
     auto settings = rm::service::rmSettings();
     rm::service::RmConfig config;
+    rm::common::LogLevel logLevel{};
     try {
         settings.parse(argc, argv);
         if (settings.getBool("help")) {
@@ -17,11 +18,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         config = rm::service::loadRmConfig(settings, std::filesystem::canonical("/proc/self/exe").parent_path());
+        logLevel = rm::common::parseLogLevel(settings.get("log-level"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "resource-manager: %s\n", e.what());
         return 2;
     }
-    rm::common::Logger logger("resource-manager", rm::common::parseLogLevel(settings.get("log-level")));
+    rm::common::Logger logger("resource-manager", logLevel);
     try {
         rm::service::ResourceManagerDaemon daemon(config, logger);
         daemon.start();

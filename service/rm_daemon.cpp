@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/daemon.h"
+#include "common/tls.h"
 #include "common/time_util.h"
 #include "common/value_worker.h"
 #include "deployer/repository.h"
@@ -26,7 +27,7 @@ using common::OptionSpec;
 common::Settings rmSettings() {
     return common::Settings(
         "resource-manager", "The Resource Manager of one scope: SOAP endpoint, browser views, scope state.",
-        {
+        common::withTlsOptions({
             {"scope", "the scope this RM manages, e.g. /gcube/devsec", {}, true},
             {"listen", "HOST:PORT to serve SOAP and HTTP on (port 0 picks a free one)", "127.0.0.1:8080"},
             {"state-dir", "directory for the durable state (created if missing)", {}, true},
@@ -41,13 +42,10 @@ common::Settings rmSettings() {
             {"reschedule-on-lost", "a service whose node goes LOST while deploying it is deployed on another "
                                    "suitable live node instead of failing", "false"},
             {"users", "users file; when set, mutating operations need HTTP Basic credentials", {}},
-            {"tls-key", "PEM file with the private key and certificate: serve HTTPS", {}},
-            {"tls-ca", "PEM file of CAs to verify clients (mutual TLS)", {}},
-            {"tls-require-client-cert", "refuse clients without a certificate signed by --tls-ca", "false"},
             {"wsdl", "the WSDL file to serve at /wsdl (default: share/ResourceManager.wsdl beside the binary)", {}},
             {"engine-seed", "seed for the engine's restart jitter (replays a run)", {}},
             {"log-level", "debug, info, warn or error", "info"},
-        });
+        }));
 }
 
 RmConfig loadRmConfig(const common::Settings& s, const std::filesystem::path& programDir) {
@@ -75,12 +73,7 @@ RmConfig loadRmConfig(const common::Settings& s, const std::filesystem::path& pr
     c.nodeLostAfter = s.getMillis("node-lost-after-ms");
     c.rescheduleOnLost = s.getBool("reschedule-on-lost");
     if (s.has("users")) c.usersFile = s.get("users");
-    if (s.has("tls-key")) c.server.tls.keyFile = s.get("tls-key");
-    if (s.has("tls-ca")) c.server.tls.caFile = s.get("tls-ca");
-    c.server.tls.requireClientCertificate = s.getBool("tls-require-client-cert");
-    if (c.server.tls.requireClientCertificate && c.server.tls.caFile.empty()) {
-        throw common::UsageError("--tls-require-client-cert needs --tls-ca");
-    }
+    c.server.tls = common::loadTlsOptions(s);
     c.wsdlFile = s.has("wsdl") ? std::filesystem::path(s.get("wsdl"))
                                : programDir.parent_path() / "share" / "ResourceManager.wsdl";
     if (s.has("engine-seed")) c.engine.seed = static_cast<uint64_t>(s.getInt("engine-seed"));
@@ -93,8 +86,11 @@ namespace {
 
 // Everything the RM keeps durable, opened together.
 struct RmState {
-    RmState(const std::filesystem::path& dir, common::Logger& logger, common::FaultPoints* faults)
-        : store(dir, logger), deployments(store, logger, faults), reports(store, deployments) {}
+    RmState(const std::filesystem::path& dir, common::Logger& logger, common::FaultPoints* faults,
+            const common::TlsOptions& tls)
+        : store(dir, logger),
+          deployments(store, logger, faults, common::clientSideOf(tls)),
+          reports(store, deployments) {}
     ScopeStore store;
     Deployments deployments;
     ReportService reports;
@@ -168,7 +164,7 @@ void ResourceManagerDaemon::installManifolds() {
     engine_.install("state", {
         {},
         [this](engine::Context&) -> std::unique_ptr<engine::Worker> {
-            auto state = std::make_shared<RmState>(config_.stateDir, logger_, faults());
+            auto state = std::make_shared<RmState>(config_.stateDir, logger_, faults(), config_.server.tls);
             Log(logger_, LogLevel::info, "state_opened")
                 .kv("dir", config_.stateDir.string())
                 .kv("resources", state->store.resourceCount());

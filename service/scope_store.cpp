@@ -322,13 +322,29 @@ std::vector<SessionResource> ScopeStore::sessionResources(const std::string& id)
 }
 
 std::vector<SessionService> ScopeStore::sessionServices(const std::string& id) {
+    return loadSessionServices(id, std::nullopt);
+}
+
+std::optional<SessionService> ScopeStore::sessionService(const std::string& id, int seq) {
+    auto one = loadSessionServices(id, seq);
+    if (one.empty()) return std::nullopt;
+    return std::move(one.front());
+}
+
+std::vector<SessionService> ScopeStore::loadSessionServices(const std::string& id,
+                                                            std::optional<int> onlySeq) {
     std::vector<SessionService> out;
+    // Two spellings rather than "(? < 0 OR seq = ?)", which would keep SQLite from using the
+    // primary key to find one service.
+    const std::string oneService = onlySeq ? " AND seq = ?" : "";
+    const std::string oneServiceDeps = onlySeq ? " AND service_seq = ?" : "";
     db_.read([&](common::Database::Lock& db) {
         auto& q = db.prepare(
             "SELECT seq, service_class, service_name, service_version, target_node, resolution, "
             "deployed_on, status, error, required_labels, required_disk_mb FROM session_services WHERE "
-            "session_id = ? ORDER BY seq");
+            "session_id = ?" + oneService + " ORDER BY seq");
         q.bind(1, id);
+        if (onlySeq) q.bind(2, *onlySeq);
         while (q.step()) {
             SessionService s;
             s.seq = static_cast<int>(q.integer(0));
@@ -347,11 +363,13 @@ std::vector<SessionService> ScopeStore::sessionServices(const std::string& id) {
         }
         auto& d = db.prepare(
             "SELECT service_seq, kind, service_class, service_name, service_version, package_name, "
-            "package_version, sha256, path, depends_on FROM session_dependencies WHERE session_id = ? "
-            "ORDER BY service_seq, kind, seq");
+            "package_version, sha256, path, depends_on FROM session_dependencies WHERE session_id = ?" +
+            oneServiceDeps + " ORDER BY service_seq, kind, seq");
         d.bind(1, id);
+        if (onlySeq) d.bind(2, *onlySeq);
         while (d.step()) {
-            auto index = static_cast<size_t>(d.integer(0));
+            // Services are numbered 0..n-1 in a session; with one selected it is the only one.
+            auto index = onlySeq ? 0 : static_cast<size_t>(d.integer(0));
             if (index >= out.size()) continue;
             ServiceDependency dep{d.text(2), d.text(3), d.text(4), d.text(5), d.text(6),
                                   d.text(7), d.text(8), d.text(9)};

@@ -168,6 +168,8 @@ public:
     std::optional<Session> session(const std::string& id);
     std::vector<SessionResource> sessionResources(const std::string& id);
     std::vector<SessionService> sessionServices(const std::string& id);
+    // One service of a session (by its seq), without reading the others.
+    std::optional<SessionService> sessionService(const std::string& id, int seq);
     // Records a service's progress; only a WAITING or DEPLOYING service changes.
     void updateService(const std::string& sessionId, int seq, const std::string& status,
                        const std::string& deployedOn, const std::string& error, int64_t nowMs);
@@ -227,6 +229,8 @@ public:
     common::Database& database() { return db_; }
 
 private:
+    std::vector<SessionService> loadSessionServices(const std::string& id,
+                                                    std::optional<int> onlySeq);
     void applyMoves(common::Database::Lock& db, const ResourceKey& key, const ItemOutcome& outcome,
                     const std::string& sessionId, int64_t nowMs);
 

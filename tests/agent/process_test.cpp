@@ -67,6 +67,68 @@ BOOST_AUTO_TEST_CASE(exit_watcher_can_be_cancelled) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_held_process_runs_its_command_only_when_released) {
+    TempDir dir;
+    const UniqueFd log = openLogForAppend(dir / "out.log");
+    HeldProcess held = launchHeld(
+        {"echo \"$0 $# $GREETING\" > ran; read -r line || touch stdin-read; exec sleep 30",
+         dir.path(),
+         {{"GREETING", "hello"}},
+         log.get()});
+    const pid_t pid = held.pid();
+    const std::uint64_t startTime = processStartTime(pid).value();
+    std::this_thread::sleep_for(200ms);
+    BOOST_TEST(isRunning(pid, startTime));
+    BOOST_TEST(!fs::exists(dir / "ran"), "it ran before it was released");
+    BOOST_TEST(::getpgid(pid) == pid, "it must lead its own process group");
+
+    held.release();
+    BOOST_REQUIRE(test::waitUntil([&] { return fs::exists(dir / "stdin-read"); }));
+    // The command ran as `sh -c` runs it, in the very process that was recorded.
+    BOOST_TEST(test::readFile(dir / "ran") == "sh 0 hello\n");
+    BOOST_TEST(isRunning(pid, startTime), "exec must replace the process, not start another");
+    ::kill(pid, SIGKILL);
+    BOOST_TEST(reap(pid).describe() == "was killed by signal 9 (Killed)");
+}
+
+BOOST_AUTO_TEST_CASE(a_held_process_never_runs_its_command_when_its_launcher_is_gone) {
+    TempDir dir;
+    {
+        // Dropped without release(), as when the agent fails to record it.
+        const UniqueFd log = openLogForAppend(dir / "out.log");
+        const pid_t pid = launchHeld({"touch ran; exec sleep 30", dir.path(), {}, log.get()}).pid();
+        BOOST_TEST(reap(pid).describe() == "exited with status 125");
+    }
+    // The launcher killed (-9) between the launch and the release: the kernel closes its end of
+    // the gate, and the held process ends by itself.
+    int report[2];
+    BOOST_REQUIRE(::pipe(report) == 0);
+    const pid_t launcher = ::fork();
+    if (launcher == 0) {
+        ::close(report[0]);
+        const UniqueFd log = openLogForAppend(dir / "out.log");
+        const HeldProcess held =
+            launchHeld({"touch ran; exec sleep 30", dir.path(), {}, log.get()});
+        const std::uint64_t start = processStartTime(held.pid()).value_or(0);
+        const pid_t pid = held.pid();
+        [[maybe_unused]] ssize_t n = ::write(report[1], &pid, sizeof pid);
+        n = ::write(report[1], &start, sizeof start);
+        ::kill(::getpid(), SIGKILL);
+        ::_exit(1);
+    }
+    ::close(report[1]);
+    pid_t pid = 0;
+    std::uint64_t start = 0;
+    BOOST_REQUIRE(::read(report[0], &pid, sizeof pid) == static_cast<ssize_t>(sizeof pid));
+    BOOST_REQUIRE(::read(report[0], &start, sizeof start) == static_cast<ssize_t>(sizeof start));
+    ::close(report[0]);
+    BOOST_TEST(reap(launcher).describe() == "was killed by signal 9 (Killed)");
+    ExitWatcher watcher(pid, start);
+    BOOST_TEST(static_cast<int>(watcher.wait(10s)) == static_cast<int>(ExitWatcher::Result::Ended));
+    std::this_thread::sleep_for(100ms);
+    BOOST_TEST(!fs::exists(dir / "ran"), "a held process ran without being released");
+}
+
 BOOST_AUTO_TEST_CASE(a_different_start_time_is_another_process) {
     const std::uint64_t mine = processStartTime(::getpid()).value();
     BOOST_TEST(isRunning(::getpid(), mine));

@@ -1,12 +1,15 @@
 #include "agent/step_runner.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <thread>
 
+#include "agent/pid_file.h"
 #include "tests/agent/test_support.h"
 
 namespace rm::agent {
@@ -46,6 +49,47 @@ BOOST_AUTO_TEST_CASE(success_with_output_in_the_log) {
     BOOST_TEST(text.find("hello from install\n") != std::string::npos);
     BOOST_TEST(text.find(work.string() + "\n") != std::string::npos);
     BOOST_TEST(text.find("--- Install started: echo hello from install; pwd") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_recorded_step_runs_once_recorded_and_is_forgotten_when_it_ends) {
+    StepRequest request = step(
+        "grep -qx \"pid=$$\" ../run/package.step.pid && grep -qx 'id=step Install' "
+        "../run/package.step.pid");
+    request.pidFile = dir / "run" / "package.step.pid";
+    const StepResult result = runner.run(request);
+    BOOST_TEST(result.succeeded(), result.message);
+    BOOST_TEST(!fs::exists(request.pidFile));
+}
+
+BOOST_AUTO_TEST_CASE(a_step_left_running_by_a_killed_agent_is_ended_before_it_runs_again) {
+    StepRequest first = step("echo $$ > first.pid; exec sleep 30");
+    first.pidFile = dir / "run" / "package.step.pid";
+    const pid_t agent = ::fork();
+    if (agent == 0) {
+        runner.run(first);  // the "agent" is killed while the step runs
+        ::_exit(0);
+    }
+    const pid_t leftover = pidFrom(work / "first.pid");
+    const std::uint64_t startTime = processStartTime(leftover).value_or(0);
+    BOOST_REQUIRE(::kill(agent, SIGKILL) == 0);
+    BOOST_REQUIRE(::waitpid(agent, nullptr, 0) == agent);
+    BOOST_TEST(isRunning(leftover, startTime), "kill -9 of the agent leaves its step running");
+
+    StepRequest again = step("echo second run");
+    again.pidFile = first.pidFile;
+    const StepResult result = runner.run(again);
+    BOOST_TEST(result.succeeded(), result.message);
+    BOOST_TEST(!isRunning(leftover, startTime), "the leftover step must be ended first");
+    const std::string text = readFile(log);
+    BOOST_TEST(text.find("--- Install (pid " + std::to_string(leftover) +
+                         ") still runs from before the agent restarted; ending it") <
+               text.find("\nsecond run\n"));
+    BOOST_TEST(!fs::exists(again.pidFile));
+
+    // A pid file naming something else (a recycled pid, a process of another kind) is left alone.
+    writePidFile(again.pidFile, {::getpid(), processStartTime(::getpid()).value(), "svc/pkg"});
+    BOOST_TEST(runner.run(again).succeeded());
+    BOOST_TEST(isRunning(::getpid(), processStartTime(::getpid()).value()));
 }
 
 BOOST_AUTO_TEST_CASE(failure_reports_status_and_last_three_lines) {

@@ -101,6 +101,23 @@ BOOST_AUTO_TEST_CASE(start_runs_it_and_records_pid_file) {
     BOOST_TEST(!fs::exists(s.pidFile));
 }
 
+BOOST_AUTO_TEST_CASE(a_copy_runs_its_command_only_once_its_pid_file_names_it) {
+    // Otherwise an agent killed between the launch and the pid file leaves a copy running that
+    // the next agent cannot find, and starts a second one.
+    Supervisor supervisor(fastOptions());
+    const ProcessSpec s = spec(
+        "read -r first < ../run/pkg.pid; [ \"$first\" = \"pid=$$\" ] && : > recorded-first; "
+        "exec sleep 30");
+    for (int round = 0; round < 10; ++round) {
+        supervisor.start(s);
+        BOOST_TEST(waitUntil([&] { return fs::exists(work / "recorded-first"); }),
+                   "round " << round << ": the command ran before the pid file named it");
+        supervisor.stop("svc/pkg");
+        fs::remove(work / "recorded-first");
+    }
+    BOOST_TEST(noneLeftIn(work));
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_process_is_restarted_with_growing_backoff) {
     Supervisor supervisor(fastOptions());
     supervisor.start(spec("exec sleep 30"));

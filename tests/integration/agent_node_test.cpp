@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent_test_helpers.h"
 #include "cli/rm_client.h"
 #include "common/soap_server.h"
 #include "daemon_process.h"
@@ -31,19 +32,16 @@ namespace {
 
 using namespace std::chrono_literals;
 using rm::testing::DaemonProcess;
+using rm::testing::NodeInstance;
+using rm::testing::NodePackage;
+using rm::testing::processesIn;
+using rm::testing::ProcessReaper;
+using rm::testing::startAgent;
 using rm::testing::TempDir;
+using rm::testing::waitUntil;
 namespace fs = std::filesystem;
 
 const std::string kScope = "/gcube/devsec";
-
-bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return condition();
-}
 
 // Serves the files of one directory over HTTP, as the RM's repository would.
 class FileServer {
@@ -232,14 +230,6 @@ struct DeployItem {
     std::vector<std::string> dependsOn;
 };
 
-struct NodePackage {
-    std::string name, status, sha256;
-};
-struct NodeInstance {
-    std::string package, id, state;
-    int pid = 0;
-};
-
 // The Deployer port type of one agent, as the RM drives it.
 class AgentClient {
   public:
@@ -296,19 +286,8 @@ class AgentClient {
     }
 
     std::pair<std::map<std::string, NodePackage>, std::map<std::string, NodeInstance>> state() {
-        proxy_.destroy();
-        _rm__GetNodeState request;
-        _rm__GetNodeStateResponse response;
-        if (proxy_.GetNodeState(url_.c_str(), nullptr, &request, response) != SOAP_OK) {
-            throw std::runtime_error("GetNodeState failed: " + fault());
-        }
-        std::map<std::string, NodePackage> packages;
-        for (const auto* p : response.package)
-            packages[p->PackageName] = {p->PackageName, p->Status, p->SHA256};
-        std::map<std::string, NodeInstance> instances;
-        for (const auto* i : response.instance)
-            instances[i->PackageName] = {i->PackageName, i->ID, i->state, i->pid};
-        return {packages, instances};
+        auto state = rm::testing::getNodeState(url_);
+        return {state.packages, state.instances};
     }
 
     std::string packageStatus(const std::string& name) {
@@ -337,16 +316,6 @@ class AgentClient {
     DeployerBindingProxy proxy_;
 };
 
-std::unique_ptr<DaemonProcess> startAgent(const fs::path& root, const std::string& manager,
-                                          const fs::path& log, const std::string& name = "node1") {
-    return std::make_unique<DaemonProcess>(
-        "node-agent",
-        std::vector<std::string>{"--name", name, "--listen", "127.0.0.1:0", "--manager", manager,
-                                 "--root", root.string(), "--labels", "zone=test", "--log-level",
-                                 "info"},
-        log);
-}
-
 std::map<std::string, std::string> statesOf(const ReceivedReport& report) {
     std::map<std::string, std::string> out;
     for (const auto& p : report.packages) out[p.name] = p.status;
@@ -359,43 +328,6 @@ std::string messageOf(const ReceivedReport& report, const std::string& name) {
     }
     return "";
 }
-
-// Live processes running `sleep <marker>` from inside `container`.
-std::vector<pid_t> processesIn(const fs::path& container, const std::string& marker) {
-    std::vector<pid_t> out;
-    for (const auto& entry : fs::directory_iterator("/proc")) {
-        std::string name = entry.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "cmdline");
-        std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (cmdline.find(marker) == std::string::npos) continue;
-        std::error_code ec;
-        auto cwd = fs::read_symlink(entry.path() / "cwd", ec);
-        std::ifstream stat(entry.path() / "stat");
-        std::string statText((std::istreambuf_iterator<char>(stat)),
-                             std::istreambuf_iterator<char>());
-        if (statText.find(") Z ") != std::string::npos) continue;  // a zombie has ended
-        if (!ec && cwd == container) out.push_back(std::stoi(name));
-    }
-    return out;
-}
-
-// Kills whatever a failed test left running from the containers under `root`.
-struct ProcessReaper {
-    fs::path root;
-    ~ProcessReaper() {
-        std::error_code ec;
-        if (!fs::exists(root / "run", ec)) return;
-        for (const auto& entry : fs::recursive_directory_iterator(root / "run", ec)) {
-            if (entry.path().extension() != ".pid") continue;
-            std::ifstream in(entry.path());
-            std::string line;
-            std::getline(in, line);  // pid=N
-            long pid = line.rfind("pid=", 0) == 0 ? std::atol(line.c_str() + 4) : 0;
-            if (pid > 1) ::kill(-static_cast<pid_t>(pid), SIGKILL);
-        }
-    }
-};
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -37,8 +38,22 @@ TempDir::~TempDir() {
 }
 
 DaemonProcess::DaemonProcess(const std::string& program, std::vector<std::string> args,
-                             std::filesystem::path logFile, std::chrono::milliseconds startTimeout)
+                             std::filesystem::path logFile, std::chrono::milliseconds startTimeout,
+                             std::vector<std::string> env)
     : logFile_(std::move(logFile)) {
+    std::vector<std::string> environment;
+    for (char** e = environ; *e; ++e) {
+        std::string entry(*e);
+        std::string name = entry.substr(0, entry.find('='));
+        bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& extra) {
+            return extra.substr(0, extra.find('=')) == name;
+        });
+        if (!replaced) environment.push_back(std::move(entry));
+    }
+    environment.insert(environment.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (auto& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     int err = ::open(logFile_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -50,7 +65,7 @@ DaemonProcess::DaemonProcess(const std::string& program, std::vector<std::string
     std::vector<char*> argv{path.data()};
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
+    int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     ::close(err);
@@ -99,6 +114,11 @@ int DaemonProcess::reap(bool block) {
 bool DaemonProcess::running() {
     reap(false);
     return !exited_;
+}
+
+std::optional<int> DaemonProcess::exitStatus() {
+    reap(false);
+    return exited_ ? std::optional<int>(status_) : std::nullopt;
 }
 
 void DaemonProcess::kill9() {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,12 @@ private:
 
 class DaemonProcess {
 public:
-    // `program` is a file name in binDir(); stderr goes to `logFile`.
+    // `program` is a file name in binDir(); stderr goes to `logFile`. `env` entries (NAME=VALUE)
+    // are added to the test's own environment, replacing a variable of the same name.
     DaemonProcess(const std::string& program, std::vector<std::string> args,
                   std::filesystem::path logFile,
-                  std::chrono::milliseconds startTimeout = std::chrono::seconds(20));
+                  std::chrono::milliseconds startTimeout = std::chrono::seconds(20),
+                  std::vector<std::string> env = {});
     ~DaemonProcess();
     DaemonProcess(const DaemonProcess&) = delete;
     DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -39,6 +42,8 @@ public:
     const std::string& url() const { return url_; }
     pid_t pid() const { return pid_; }
     bool running();
+    // How it ended (exit status, or -signal); nullopt while it runs.
+    std::optional<int> exitStatus();
     void kill9();
     // SIGTERM, then waits; returns the exit status (or -signal).
     int terminate(std::chrono::milliseconds grace = std::chrono::seconds(15));

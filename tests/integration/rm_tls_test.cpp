@@ -1,53 +1,19 @@
 // The RM over HTTPS and mutual TLS, with certificates made for the test by the openssl tool: a
 // client that trusts the CA is served, one that does not is refused, and with
-// --tls-require-client-cert only clients holding a certificate signed by --tls-ca get in.
+// --tls-require-client-cert only clients holding a certificate signed by --tls-ca get in. Node
+// agents and the RM then speak mutual TLS to each other in both directions (registration,
+// heartbeats, Deploy, package downloads, reports).
 #include <filesystem>
 
+#include "agent_test_helpers.h"
+#include "common/tls.h"
+#include "deployer/package_archive.h"
 #include "rm_test_helpers.h"
+#include "test_pki.h"
 
 using namespace rm::testing;
 
 namespace {
-
-// A throw-away CA with a server certificate for 127.0.0.1 and a client certificate, each as one
-// PEM holding key and certificate (the form gSOAP wants).
-class TestPki {
-  public:
-    TestPki() {
-        openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                 "/CN=rm-test-ca", "-keyout", file("ca.key"), "-out", file("ca.pem")});
-        issue("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost");
-        issue("client", "/CN=rm-test-operator", "extendedKeyUsage=clientAuth");
-        // A second CA the server never heard of, for a client certificate it must refuse.
-        openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                 "/CN=other-ca", "-keyout", file("other.key"), "-out", file("other.pem")});
-        issue("stranger", "/CN=stranger", "extendedKeyUsage=clientAuth", "other");
-    }
-    std::string file(const std::string& name) const { return (dir_.path() / name).string(); }
-    const std::filesystem::path& dir() const { return dir_.path(); }
-
-  private:
-    void issue(const std::string& name, const std::string& subject, const std::string& extension,
-               const std::string& ca = "ca") {
-        openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout",
-                 file(name + ".key"), "-out", file(name + ".csr")});
-        {
-            std::ofstream ext(file(name + ".ext"));
-            ext << extension << "\n";
-        }
-        openssl({"x509", "-req", "-in", file(name + ".csr"), "-CA", file(ca + ".pem"), "-CAkey",
-                 file(ca + ".key"), "-CAcreateserial", "-days", "2", "-extfile",
-                 file(name + ".ext"), "-out", file(name + ".crt")});
-        std::ofstream pem(file(name + ".pem"), std::ios::binary);
-        pem << readText(file(name + ".key")) << readText(file(name + ".crt"));
-    }
-    void openssl(std::vector<std::string> args) {
-        int rc = runProgram("/usr/bin/openssl", std::move(args), dir_.path() / "openssl.out");
-        if (rc != 0)
-            throw std::runtime_error("openssl failed: " + readText(dir_.path() / "openssl.out"));
-    }
-    TempDir dir_{"rm-pki"};
-};
 
 rm::client::ClientOptions tlsOptions(const RmInstance& rm, const std::string& ca,
                                      const std::string& key = {}) {
@@ -63,6 +29,26 @@ void addAndFollow(const rm::client::ClientOptions& options, const std::string& i
     auto reportId = client.addResources(plainRequest({{"GenericResource", id}}));
     auto report = waitClosed(client, reportId);
     BOOST_TEST(report.sessionExitStatus.value_or("") == "SUCCESS");
+}
+
+// Asks an https:// agent for its state with the given client credentials; "" when it answered,
+// otherwise why not.
+std::string nodeStateRefusal(const std::string& agentUrl, const rm::common::TlsClientOptions& tls) {
+    DeployerBindingProxy proxy;
+    rm::common::ServerOptions limits;
+    limits.ioTimeout = std::chrono::seconds(5);
+    rm::common::applyXmlLimits(proxy.soap, limits);
+    rm::common::configureTlsClient(proxy.soap, tls);
+    _rm__GetNodeState request;
+    _rm__GetNodeStateResponse response;
+    std::string why;
+    if (proxy.GetNodeState(agentUrl.c_str(), nullptr, &request, response) != SOAP_OK) {
+        const char* s = soap_fault_string(proxy.soap);
+        why = s ? s : "error " + std::to_string(proxy.soap->error);
+        proxy.soap_close_socket();
+    }
+    proxy.destroy();
+    return why;
 }
 
 }  // namespace
@@ -106,6 +92,71 @@ BOOST_AUTO_TEST_CASE(mutual_tls_admits_only_certified_clients) {
     BOOST_TEST(ids.count("certified") == 1u);
     BOOST_TEST(ids.count("anonymous") == 0u);
     BOOST_TEST(ids.count("stranger") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(rm_and_agents_deploy_over_mutual_tls) {
+    using namespace std::chrono_literals;
+    TestPki pki;
+    RmInstance rm({"--tls-key", pki.file("server.pem"), "--tls-ca", pki.file("ca.pem"),
+                   "--tls-require-client-cert", "true", "--heartbeat-interval-ms", "300"});
+    for (std::string sample : {"is-notifier-stubs", "is-notifier-service"}) {
+        rm::deployer::buildPackage(sourceDir() / "etc" / "packages" / sample,
+                                   rm.repository() / (sample + ".tar.gz"));
+    }
+    rm.restart();  // indexes the repository
+    rm::client::RmClient client(tlsOptions(rm, pki.file("ca.pem"), pki.file("client.pem")));
+
+    auto agentArgs = [&](const std::string& name, std::vector<std::string> tls) {
+        std::vector<std::string> args{"--name",  name, "--listen", "127.0.0.1:0", "--manager",
+                                      rm.url(), "--root", (rm.dir() / ("agent-" + name)).string()};
+        args.insert(args.end(), tls.begin(), tls.end());
+        return args;
+    };
+    DaemonProcess agent("node-agent",
+                        agentArgs("node-a", {"--tls-key", pki.file("node.pem"), "--tls-ca",
+                                             pki.file("ca.pem"), "--tls-require-client-cert",
+                                             "true"}),
+                        rm.dir() / "agent-a.log");
+    // Without a certificate of its own an agent cannot register: the RM wants one.
+    DaemonProcess anonymous("node-agent", agentArgs("node-anon", {"--tls-ca", pki.file("ca.pem")}),
+                            rm.dir() / "agent-anon.log");
+    BOOST_TEST(agent.url().rfind("https://", 0) == 0u, "the agent serves HTTPS: " << agent.url());
+
+    std::string nodeId;
+    BOOST_REQUIRE_MESSAGE(waitUntil(
+                              [&] {
+                                  for (const auto& n : client.listNodes())
+                                      if (n.name == "node-a" && n.liveness == "ALIVE") nodeId = n.id;
+                                  return !nodeId.empty();
+                              },
+                              20s),
+                          agent.log());
+
+    rm::client::ScopeRequest request;
+    request.targetScope = kScope;
+    request.services.push_back({"InformationSystem", "IS-Notifier", {}, {}, {}, {}});
+    auto report = waitClosed(client, client.addResources(request), 60s);
+    BOOST_TEST(report.sessionExitStatus.value_or("-") == "SUCCESS", agent.log());
+    BOOST_REQUIRE(report.ghns.size() == 1u);
+    BOOST_TEST(report.ghns[0].id == nodeId);
+    BOOST_TEST(report.ghns[0].nodeStatus == "CLOSED");
+    for (const auto& p : report.ghns[0].packages) {
+        BOOST_TEST((p.status == "RUNNING" || p.status == "ACTIVATED"),
+                   p.packageName << " ended " << p.status << ": " << p.message);
+    }
+
+    // The anonymous agent kept being refused and is not a node of the scope.
+    for (const auto& n : client.listNodes()) BOOST_TEST(n.name != "node-anon");
+    BOOST_TEST(anonymous.log().find("event=register_failed") != std::string::npos,
+               anonymous.log());
+
+    // The agent's own endpoint admits the RM's peers only: a caller without a certificate is
+    // refused, one with a certificate of the CA is answered.
+    BOOST_TEST(nodeStateRefusal(agent.url(), {"", pki.file("ca.pem"), ""}) != "");
+    BOOST_TEST(nodeStateRefusal(agent.url(), {pki.file("stranger.pem"), pki.file("ca.pem"), ""}) !=
+               "");
+    BOOST_TEST(nodeStateRefusal(agent.url(), {pki.file("client.pem"), pki.file("ca.pem"), ""}) ==
+               "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

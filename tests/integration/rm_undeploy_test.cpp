@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "agent_test_helpers.h"
 #include "deployer/package_archive.h"
 #include "rm_test_helpers.h"
 
@@ -15,15 +16,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return condition();
-}
 
 void packSample(const std::string& name, const fs::path& repository) {
     rm::deployer::buildPackage(sourceDir() / "etc" / "packages" / name,
@@ -59,7 +51,11 @@ class Scope {
         client_ = rm_->client();
     }
     ~Scope() {
+        std::vector<fs::path> roots;
+        for (const auto& [name, agent] : agents_) roots.push_back(root(name));
         agents_.clear();  // SIGTERM-less: DaemonProcess kills what still runs
+        // The agents leave their services running (to adopt them on restart): end them here.
+        for (const auto& r : roots) ProcessReaper{r};
     }
     RmInstance& rm() { return *rm_; }
     rm::client::RmClient& client() { return *client_; }
@@ -321,6 +317,33 @@ BOOST_AUTO_TEST_CASE(a_node_lost_mid_deployment_hands_its_service_to_another) {
         if (ghn.id == first)
             BOOST_TEST(ghn.packages.at(0).message.find("rescheduled") != std::string::npos);
     }
+}
+
+// The RM keeps calling a node at the address it registered last, not the one it had when the
+// call was planned: an agent that comes back on another port still gets its Deploy.
+BOOST_AUTO_TEST_CASE(a_deploy_follows_an_agent_that_came_back_on_another_port) {
+    Scope scope({"is-notifier-stubs", "is-notifier-service"});
+    scope.startAgent("node-a");
+    const std::string oldUrl = scope.agent("node-a").url();
+    scope.agent("node-a").kill9();  // still ALIVE for the RM until its heartbeats are missed
+
+    rm::client::ScopeRequest request;
+    request.targetScope = kScope;
+    request.services = {service("InformationSystem", "IS-Notifier")};
+    std::string id = scope.client().addResources(request);
+    BOOST_REQUIRE_MESSAGE(waitUntil(
+                              [&] {
+                                  return readText(scope.rm().logFile())
+                                             .find("event=deploy_not_acknowledged") !=
+                                         std::string::npos;
+                              },
+                              15s),
+                          "the RM never tried the dead agent");
+
+    scope.startAgent("node-a");  // port 0: somewhere else this time
+    BOOST_TEST(scope.agent("node-a").url() != oldUrl);
+    auto report = waitClosed(scope.client(), id, 60s);
+    BOOST_TEST(report.sessionExitStatus.value_or("-") == "SUCCESS", describe(report));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,5 +1,6 @@
 // Who may change the scope: users file parsing, passwords, scope restrictions.
 #include <boost/test/unit_test.hpp>
+#include <cctype>
 
 #include "service/access_policy.h"
 #include "test_support.h"
@@ -82,6 +83,34 @@ BOOST_AUTO_TEST_CASE(malformed_files_name_the_line) {
     writeFile(file, "# only comments\n\n");
     BOOST_CHECK_THROW(AccessPolicy::fromFile(file), std::runtime_error);
     BOOST_CHECK_THROW(AccessPolicy::fromFile(dir.path() / "missing"), std::runtime_error);
+}
+
+// Lines that would otherwise be accepted and then silently never match: a "hash" of 64
+// characters that are not hex, a second line for a user (which one wins?), Windows line ends.
+BOOST_AUTO_TEST_CASE(entries_that_could_never_log_in_are_refused) {
+    ScratchDir dir;
+    auto file = dir.path() / "users";
+    auto messageOf = [&](const std::string& text) -> std::string {
+        writeFile(file, text);
+        try {
+            AccessPolicy::fromFile(file);
+        } catch (const std::runtime_error& e) {
+            return e.what();
+        }
+        return "";
+    };
+    const std::string hash = AccessPolicy::sha256Hex("pw");
+    BOOST_TEST(messageOf("alice:" + std::string(64, 'z') + "\n").find("64 hex digits") !=
+               std::string::npos);
+    BOOST_TEST(messageOf("alice:" + hash + "\nalice:" + hash + "\n").find("listed twice") !=
+               std::string::npos);
+    BOOST_TEST(messageOf("alice:" + hash + "\r\n").find("carriage return") != std::string::npos);
+
+    // An upper-case hash is the same hash.
+    std::string upper = hash;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    BOOST_TEST(messageOf("alice:" + upper + "\n") == "");
+    BOOST_TEST(!AccessPolicy::fromFile(file).check("alice", "pw", kScope).has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
