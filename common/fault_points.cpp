@@ -152,8 +152,11 @@ FaultSpec parseFaultSpec(std::string_view text) {
     for (auto line : split(text, "\n;")) {
         line = trim(line);
         if (line.empty() || line.front() == '#') continue;
-        if (line.starts_with("seed=")) {
-            spec.seed = parseCount(line.substr(5), std::string(line));
+        // "seed" is the generator's seed, never a point: spaces around '=' must not turn
+        // "seed = 7" into a rule for a point named "seed".
+        const auto eq = line.find('=');
+        if (eq != std::string_view::npos && trim(line.substr(0, eq)) == "seed") {
+            spec.seed = parseCount(trim(line.substr(eq + 1)), std::string(line));
             continue;
         }
         spec.rules.push_back(parseRule(line));

@@ -5,6 +5,7 @@
 # crash, a broken invariant, a leak, a timeout or an out-of-memory, naming the reproducer.
 #   bash scripts/fuzz.sh [SECONDS]          FUZZ_JOBS=N  build jobs (default: nproc)
 #   FUZZ_TARGETS="profile_fuzz version_range_fuzz" bash scripts/fuzz.sh 60   only these
+#   FUZZ_SEED=N  libFuzzer's seed (default 1: repeatable; 0: a new one each run)
 # A reproducer replays with: build-fuzz/fuzz/TARGET PATH
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,8 @@ for target in "${targets[@]}"; do
   dir="$runs/$target"
   mkdir -p "$dir/corpus" "$dir/artifacts"
   cp -R "tests/fuzz/corpus/$target/." "$dir/corpus/"
-  options=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+  # A fixed seed (FUZZ_SEED, default 1) makes a run repeatable; FUZZ_SEED=0 lets libFuzzer pick.
+  options=(-seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
            -artifact_prefix="$dir/artifacts/")
   # Tokens of the input language (element names, keywords) when the target has them.
   [[ -f tests/fuzz/$target.dict ]] && options+=(-dict="tests/fuzz/$target.dict")

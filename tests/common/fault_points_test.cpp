@@ -84,6 +84,9 @@ BOOST_AUTO_TEST_CASE(refuses_malformed_entries_saying_which) {
     BOOST_TEST(parseError("bad name=crash").find("not a point name") != std::string::npos);
     BOOST_TEST(parseError("a*b=crash").find("not a point name") != std::string::npos);
     BOOST_TEST(parseError("seed=x").find("'x'") != std::string::npos);
+    // Found by fault_spec_fuzz: with spaces, "seed" was taken for a point of that name.
+    BOOST_TEST(parseError("seed = crash , p=0.25").find("'crash , p=0.25'") != std::string::npos);
+    BOOST_TEST(rm::common::parseFaultSpec("seed = 7").seed.value_or(0) == 7u);
 }
 
 BOOST_AUTO_TEST_CASE(matches_exact_names_and_prefixes) {
