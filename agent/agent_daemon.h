@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "agent/run_as.h"
 #include "common/engine.h"
 #include "common/fault_points.h"
 #include "common/log.h"
@@ -18,10 +20,14 @@
 
 namespace rm::agent {
 
+struct NodeIdentities;  // agent_daemon.cpp: each slot's node certificate
+
 struct AgentConfig {
     std::string name;
     common::ServerOptions server;
-    std::string managerUrl;
+    std::string managerUrl;  // the RM's agent port (https://)
+    std::string joinToken;   // first start only (--join-token or --join-token-file)
+    std::string caSha256;    // first start only: pin of the scope CA
     std::filesystem::path root;
     std::vector<std::pair<std::string, std::string>> labels;
     std::optional<std::chrono::milliseconds> heartbeatInterval;  // unset: what the RM says
@@ -31,6 +37,7 @@ struct AgentConfig {
     int hollow = 0;  // > 0: run that many simulated nodes instead of one real node
     std::chrono::milliseconds hollowStep{50};
     engine::EngineConfig engine;
+    RunAs runAs;  // who packages run as (--run-as), resolved and checked by loadAgentConfig
 };
 
 common::Settings agentSettings();
@@ -52,6 +59,15 @@ class NodeAgentDaemon {
     void installHollowNodes();
     void installStore();
     void installOutbox();
+    // The node identities (one per slot): enrolled at first start, renewed before expiry.
+    void installIdentity(std::vector<std::string> slots);
+    // Enrolls every slot without credentials (first start). Throws UsageError when that cannot
+    // work (no token, wrong pin, token refused), std::runtime_error when the RM is unreachable.
+    void enrollMissing(const std::vector<std::string>& slots);
+    // Sleeps until a slot's certificate is due, renews every due one and returns (stop: returns).
+    void renewWhenDue(NodeIdentities& identities, std::stop_token stop);
+    // Each slot's credentials directory, <root>/pki/<slot>.
+    std::filesystem::path credentialsDir(const std::string& slot) const;
     // nullptr when no fault is configured: the points then cost one null check.
     common::FaultPoints* faults() const { return faults_->enabled() ? faults_.get() : nullptr; }
 

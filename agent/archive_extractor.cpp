@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/durable_file.h"
+#include "common/durable_file.h"
 #include "agent/unique_fd.h"
 
 namespace rm::agent {
@@ -456,7 +456,7 @@ void commit(const fs::path& staging, const fs::path& container) {
         throw std::system_error(errno, std::generic_category(),
                                 "cannot move " + staging.string() + " to " + container.string());
     }
-    syncDirectory(container.parent_path());
+    common::syncDirectory(container.parent_path());
     if (replacing) fs::remove_all(staging, error);  // a leftover is removed on the next attempt
 }
 

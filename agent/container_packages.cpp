@@ -1,12 +1,15 @@
 #include "agent/container_packages.h"
 
 #include <Poco/UUIDGenerator.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
-#include <fstream>
-#include <sstream>
+#include <system_error>
 
 #include "agent/pid_file.h"
 #include "deployer/sha256.h"
@@ -54,6 +57,21 @@ ContainerPackages::ContainerPackages(fs::path root, Supervisor& supervisor, comm
             if (entries == 1) faults->check("agent.mid_unpack");
         };
     }
+    const RunAs& runAs = options_.runAs;
+    if (!runAs.user.empty()) {
+        Log(logger_, LogLevel::info, "run_as")
+            .kv("user", runAs.user)
+            .kv("uid", runAs.credentials.uid)
+            .kv("gid", runAs.credentials.gid)
+            .kv("switching", runAs.switchUser ? "yes" : "no (the agent is not root)");
+    }
+    if (runAs.switchUser) {
+        try {
+            restrictAgentState(root_);
+        } catch (const std::exception& e) {
+            Log(logger_, LogLevel::error, "state_not_private").kv("error", e.what());
+        }
+    }
 }
 
 namespace {
@@ -85,7 +103,7 @@ Environment ContainerPackages::environment(const deployer::PackageCoordinates& c
                                            const std::string& nodeId,
                                            const std::string& scope) const {
     fs::path container = containerOf(c);
-    return Environment{
+    Environment env{
         {"PATH", "/usr/local/bin:/usr/bin:/bin"},
         {"HOME", container.string()},
         {"LANG", "C.UTF-8"},
@@ -98,16 +116,36 @@ Environment ContainerPackages::environment(const deployer::PackageCoordinates& c
         {"RM_NODE_ID", nodeId},
         {"RM_SCOPE", scope},
     };
+    if (options_.runAs.switchUser) {
+        env["USER"] = options_.runAs.user;
+        env["LOGNAME"] = options_.runAs.user;
+    }
+    return env;
 }
 
 std::optional<deployer::PackageProfile> ContainerPackages::profileIn(
     const fs::path& container) const {
     fs::path file = container / "profile.xml";
-    std::ifstream in(file);
-    if (!in) return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    return deployer::parseProfile(text.str(), file.string());
+    // The container may belong to the run-as user: read only a regular file of its own, never
+    // through a symlink, and never wait on a FIFO put there.
+    const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+        throw deployer::ProfileError(file.string() + " is not a regular file");
+    }
+    std::string text;
+    char buffer[8192];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::runtime_error("cannot read " + file.string());
+        if (n == 0) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        // One byte over the limit is enough for the parser to refuse it.
+        if (text.size() > deployer::ProfileLimits::kMaxDocumentBytes) break;
+    }
+    return deployer::parseProfile(text, file.string());
 }
 
 ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c,
@@ -121,6 +159,7 @@ ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c,
     spec.env = environment(c, nodeId, scope);
     spec.logFile = logFileOf(c);
     spec.pidFile = pidFileOf(c);
+    spec.runAs = options_.runAs.launchAs();
     if (profile && profile->lifecycle.stop) {
         if (!profile->lifecycle.stop->command.empty())
             spec.stopCommand = profile->lifecycle.stop->command;
@@ -129,15 +168,50 @@ ProcessSpec ContainerPackages::specFor(const deployer::PackageCoordinates& c,
     return spec;
 }
 
+void ContainerPackages::handOver(const fs::path& container) const {
+    const RunAs& runAs = options_.runAs;
+    if (!runAs.switchUser) return;
+    // The directories above the container are the agent's: the user only gets through them.
+    for (const fs::path& dir : {root_ / "services", container.parent_path()}) {
+        struct stat info {};
+        if (::lstat(dir.c_str(), &info) == 0 && S_ISDIR(info.st_mode) &&
+            info.st_uid == ::geteuid() && (info.st_mode & 07777) != 0755 &&
+            ::chmod(dir.c_str(), 0755) != 0) {
+            throw std::system_error(errno, std::generic_category(),
+                                    "cannot let " + runAs.user + " through " + dir.string());
+        }
+    }
+    // Freshly unpacked (or given away only in part before the agent was killed): still the
+    // agent's, so the user cannot have touched it meanwhile. The marker stays the agent's.
+    struct stat info {};
+    if (::lstat(container.c_str(), &info) != 0) {
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot find " + container.string());
+    }
+    if (info.st_uid == runAs.credentials.uid && info.st_gid == runAs.credentials.gid) return;
+    try {
+        giveTreeTo(container, runAs.credentials, kUnpackedMarker);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("cannot give the container to " + runAs.user + ": " + e.what());
+    }
+    Log(logger_, LogLevel::info, "container_handed_over")
+        .kv("container", container.string())
+        .kv("user", runAs.user);
+}
+
 void ContainerPackages::runStep(const char* name, const deployer::LifecycleStep& step,
                                 const deployer::PackageCoordinates& c, const std::string& nodeId,
                                 const std::string& scope, std::stop_token stop) {
     // One pid file for whichever step of the package runs: after a restart, a step the killed
     // agent left running is ended before the package's next step (or its redo) starts.
-    StepRequest request{name,           step.command,
-                        containerOf(c), environment(c, nodeId, scope),
-                        logFileOf(c),   seconds(step.timeoutSeconds),
-                        stepPidFileOf(c)};
+    StepRequest request{name,
+                        step.command,
+                        containerOf(c),
+                        environment(c, nodeId, scope),
+                        logFileOf(c),
+                        seconds(step.timeoutSeconds),
+                        stepPidFileOf(c),
+                        options_.runAs.launchAs()};
     Log(logger_, LogLevel::info, "step_started").kv("package", processId(c)).kv("step", name);
     common::checkFault(options_.faults, stepPoint("before", name));
     StepResult result = steps_.run(request, stop);
@@ -227,6 +301,7 @@ void ContainerPackages::deploy(const PackageTask& task, Progress& progress, std:
     }
     DeployedPackage row = rowFor(task, state::kFailed, instanceId);
     try {
+        handOver(container);
         auto profile = profileIn(container);
         if (!profile) throw std::runtime_error("the package has no profile.xml at its root");
         if (!(profile->coords == c)) {

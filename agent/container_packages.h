@@ -12,6 +12,7 @@
 #include "agent/archive_extractor.h"
 #include "agent/deploy_executor.h"
 #include "agent/downloader.h"
+#include "agent/run_as.h"
 #include "agent/step_runner.h"
 #include "agent/supervisor.h"
 #include "common/fault_points.h"
@@ -28,6 +29,10 @@ struct ContainerOptions {
     // is the RM, and an RM restarting must not fail the deployments it is driving.
     int downloadAttempts = 6;
     common::FaultPoints* faults = nullptr;  // agent.mid_unpack and the step points; nullptr: none
+    // Who packages run as (see agent/run_as.h). With switchUser, every step and process runs as
+    // that user, each container is given to it once unpacked, and the agent's state in the root
+    // is kept private. Default: the agent's own user.
+    RunAs runAs;
 };
 
 class ContainerPackages final : public PackageHandler {
@@ -64,6 +69,8 @@ class ContainerPackages final : public PackageHandler {
     Environment environment(const deployer::PackageCoordinates& coords, const std::string& nodeId,
                             const std::string& scope) const;
     static std::string processId(const deployer::PackageCoordinates& coords);
+    // Makes the container the run-as user's (when the agent switches users) before its steps run.
+    void handOver(const std::filesystem::path& container) const;
 
     std::filesystem::path root_;
     Supervisor& supervisor_;

@@ -2,6 +2,10 @@
 
 #include <set>
 
+#include "agent/downloader.h"
+#include "common/pki.h"
+#include "common/tls.h"
+
 namespace rm::agent {
 
 using common::Log;
@@ -96,7 +100,8 @@ bool isValidHttpUrl(const std::string& url) {
     return true;
 }
 
-std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPackages) {
+std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPackages,
+                                          const std::string& managerOrigin) {
     if (op.packages.empty()) return std::string("Deploy needs at least one package");
     if (auto problem = checkCommon(op, maxPackages)) return problem;
     std::set<std::string> names;
@@ -106,6 +111,9 @@ std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPack
         std::string which = "package " + std::to_string(i + 1) + " (" + p.coords.packageName + ")";
         if (!isValidHttpUrl(p.url))
             return which + ": URL '" + clip(p.url) + "' is not an http:// or https:// URL";
+        if (!managerOrigin.empty() && originOf(p.url) != managerOrigin)
+            return which + ": URL '" + clip(p.url) +
+                   "' is not on the Resource Manager this node enrolled with (" + managerOrigin + ")";
         if (!isHex64(p.sha256))
             return which + ": SHA256 '" + clip(p.sha256) + "' is not 64 hexadecimal digits";
         for (const auto& dep : p.dependsOn) {
@@ -117,6 +125,8 @@ std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPack
 }
 
 std::optional<std::string> validateUndeploy(const NewOperation& op, size_t maxPackages) {
+    // "Everything" is never implied: the RM always names what to remove.
+    if (op.packages.empty()) return std::string("Undeploy needs at least one package");
     return checkCommon(op, maxPackages);
 }
 
@@ -141,6 +151,24 @@ int DeployerEndpoint::invalid(const std::string& message) {
     Log(context_->logger, LogLevel::warn, "request_refused")
         .kv("node", context_->slot)
         .kv("reason", message);
+    return SOAP_FAULT;
+}
+
+int DeployerEndpoint::onlyManager(const char* operation) {
+    std::string identity = common::verifiedPeerIdentity(soap);
+    if (identity == common::pki::kRmIdentity) return SOAP_OK;
+    Log(context_->logger, LogLevel::warn, "access_denied")
+        .kv("node", context_->slot)
+        .kv("peer", soap->host)
+        .kv("identity", identity.empty() ? std::string("-") : identity)
+        .kv("operation", operation)
+        .kv("reason", "caller is not the Resource Manager this node enrolled with");
+    soap_sender_fault(soap,
+                      soap_strdup(soap, (std::string(operation) +
+                                         " is accepted only from the Resource Manager this node "
+                                         "enrolled with (its certificate of the scope CA)")
+                                            .c_str()),
+                      nullptr);
     return SOAP_FAULT;
 }
 
@@ -177,13 +205,15 @@ int DeployerEndpoint::acceptOperation(const NewOperation& op, bool& accepted) {
 }
 
 int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response) {
+    if (int rc = onlyManager("Deploy")) return rc;
     if (!request) return invalid("empty Deploy request");
     NewOperation op;
     op.slot = context_->slot;
     op.callbackId = request->callbackID;
     op.kind = OperationKind::Deploy;
     op.scope = request->targetScope;
-    op.callbackEndpoint = request->callbackEndpoint;
+    // Reports go to the RM this node enrolled with, whatever the request names.
+    op.callbackEndpoint = context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
     for (const auto* p : request->package) {
         if (!p) return invalid("empty package element");
         std::string sha = p->SHA256;
@@ -194,19 +224,21 @@ int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response
             sha,
             p->dependsOn});
     }
-    if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest))
+    if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest,
+                                      context_->managerUrl.empty() ? "" : originOf(context_->managerUrl)))
         return invalid(*problem);
     return acceptOperation(op, response.accepted);
 }
 
 int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& response) {
+    if (int rc = onlyManager("Undeploy")) return rc;
     if (!request) return invalid("empty Undeploy request");
     NewOperation op;
     op.slot = context_->slot;
     op.callbackId = request->callbackID;
     op.kind = OperationKind::Undeploy;
     op.scope = request->targetScope;
-    op.callbackEndpoint = request->callbackEndpoint;
+    op.callbackEndpoint = context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
     op.cleanState = request->cleanState ? *request->cleanState : true;
     for (const auto* p : request->package) {
         if (!p) return invalid("empty package element");
@@ -216,7 +248,6 @@ int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& re
             "",
             {}});
     }
-    op.wholeScope = op.packages.empty();
     if (auto problem = validateUndeploy(op, context_->maxPackagesPerRequest))
         return invalid(*problem);
     return acceptOperation(op, response.accepted);
@@ -224,6 +255,7 @@ int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& re
 
 int DeployerEndpoint::GetNodeState(_rm__GetNodeState*, _rm__GetNodeStateResponse& response) {
     auto& ctx = *context_;
+    if (int rc = onlyManager("GetNodeState")) return rc;
     std::vector<DeployedPackage> deployed;
     try {
         deployed = ctx.store.deployed(ctx.slot);

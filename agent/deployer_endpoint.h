@@ -22,10 +22,15 @@ struct DeployerContext {
     common::Logger& logger;
     std::size_t maxPackagesPerRequest = 1000;
     common::FaultPoints* faults = nullptr;  // agent.after_journal; nullptr: none
+    // The RM this node enrolled with (its agent port): the only caller accepted (by certificate
+    // identity), the only origin packages are downloaded from, the only place reports go.
+    std::string managerUrl;
 };
 
 // nullopt when the request is acceptable, else what is wrong (for InvalidRequestFault).
-std::optional<std::string> validateDeploy(const NewOperation& operation, std::size_t maxPackages);
+// `managerOrigin` (scheme://host:port): every package URL must be of it; empty: any.
+std::optional<std::string> validateDeploy(const NewOperation& operation, std::size_t maxPackages,
+                                          const std::string& managerOrigin = {});
 std::optional<std::string> validateUndeploy(const NewOperation& operation, std::size_t maxPackages);
 bool isValidScopePath(const std::string& scope);
 bool isValidHttpUrl(const std::string& url);
@@ -42,6 +47,9 @@ class DeployerEndpoint : public DeployerBindingService {
 
   private:
     int invalid(const std::string& message);
+    // SOAP_OK when the caller presented the RM's certificate of this node's scope CA; else a
+    // fault, logged with the peer.
+    int onlyManager(const char* operation);
     // Journals `operation` (or finds it journaled already) and answers a Deploy/Undeploy with it.
     // Not named accept(): that would hide gSOAP's virtual DeployerBindingService::accept().
     int acceptOperation(const NewOperation& operation, bool& accepted);

@@ -5,6 +5,7 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/X509Certificate.h>
 #include <Poco/URI.h>
 
 #include <fstream>
@@ -30,6 +31,11 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
     } catch (const std::exception& e) {
         throw std::runtime_error("download URL '" + url + "' is not a URL: " + e.what());
     }
+    if (!options.onlyFrom.empty() && originOf(url) != options.onlyFrom) {
+        throw std::runtime_error("download URL '" + url.substr(0, 200) +
+                                 "' refused: this node downloads only from the Resource Manager it "
+                                 "enrolled with (" + options.onlyFrom + ")");
+    }
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
         Poco::Net::Context::Ptr context =
@@ -47,6 +53,15 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
         Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri.getPathAndQuery(),
                                        Poco::Net::HTTPMessage::HTTP_1_1);
         session->sendRequest(request);
+        if (!options.serverIdentity.empty()) {
+            auto* secure = dynamic_cast<Poco::Net::HTTPSClientSession*>(session.get());
+            std::string presented = secure ? secure->serverCertificate().commonName() : "";
+            if (presented != options.serverIdentity) {
+                throw std::runtime_error("download of " + url + " refused: the server presented '" +
+                                         presented.substr(0, 128) + "', not '" +
+                                         options.serverIdentity + "'");
+            }
+        }
         Poco::Net::HTTPResponse response;
         std::istream& body = session->receiveResponse(response);
         if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
@@ -97,6 +112,19 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
             throw std::runtime_error("cannot write " + target.string() + " (is the disk full?)");
     } catch (const Poco::Exception& e) {
         throw std::runtime_error("download of " + url + " failed: " + e.displayText());
+    }
+}
+
+std::string originOf(const std::string& url) {
+    try {
+        Poco::URI uri(url);
+        if (uri.getScheme() != "http" && uri.getScheme() != "https") return {};
+        if (uri.getHost().empty()) return {};
+        std::string host = uri.getHost();
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        return uri.getScheme() + "://" + host + ":" + std::to_string(uri.getPort());
+    } catch (const std::exception&) {
+        return {};
     }
 }
 

@@ -22,7 +22,15 @@ struct DownloadOptions {
     common::FaultPoints* faults = nullptr;  // agent.mid_download; nullptr: none
     // For https:// URLs (common/tls.h: the agent's key and CA); null: the system's CAs.
     Poco::Net::Context::Ptr tls;
+    // When set, only URLs of this origin (scheme://host:port, the RM the node enrolled with) are
+    // fetched, and over https the server's certificate must name `serverIdentity`.
+    std::string onlyFrom;
+    std::string serverIdentity;
 };
+
+// "scheme://host:port" of an http(s) URL, with the scheme's default port made explicit; empty
+// when `url` is not one.
+std::string originOf(const std::string& url);
 
 // Writes the body of `url` (http:// or https://) to `target`, replacing it. Throws
 // std::runtime_error saying what failed (connection, HTTP status, size, disk), and Interrupted

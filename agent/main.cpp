@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
         int sig = rm::common::waitForStopSignal();
         rm::common::Log(logger, rm::common::LogLevel::info, "stopping").kv("signal", sig);
         daemon.stop();
+    } catch (const rm::common::UsageError& e) {
+        rm::common::Log(logger, rm::common::LogLevel::error, "fatal").kv("error", e.what());
+        std::fprintf(stderr, "node-agent: %s\n", e.what());
+        return 2;
     } catch (const std::exception& e) {
         rm::common::Log(logger, rm::common::LogLevel::error, "fatal").kv("error", e.what());
         return 1;

@@ -12,21 +12,30 @@ using common::Log;
 using common::LogLevel;
 using Clock = std::chrono::steady_clock;
 
-SoapReportTransport::SoapReportTransport(const common::TlsClientOptions& tls,
+SoapReportTransport::SoapReportTransport(std::string managerUrl, Credentials credentials,
                                          std::chrono::seconds timeout)
-    : proxy_(std::make_unique<ResourceManagerBindingProxy>()) {
-    common::ServerOptions limits;
-    limits.ioTimeout = timeout;
-    limits.transferTimeout = timeout * 2;
-    common::applyXmlLimits(proxy_->soap, limits);
-    common::configureTlsClient(proxy_->soap, tls);
+    : managerUrl_(std::move(managerUrl)), credentials_(std::move(credentials)), timeout_(timeout) {}
+
+ResourceManagerBindingProxy& SoapReportTransport::proxyFor(const std::string& slot) {
+    auto& proxy = proxies_[slot];
+    if (!proxy) {
+        auto made = std::make_unique<ResourceManagerBindingProxy>();
+        common::ServerOptions limits;
+        limits.ioTimeout = timeout_;
+        limits.transferTimeout = timeout_ * 2;
+        common::applyXmlLimits(made->soap, limits);
+        common::configureTlsClient(made->soap, credentials_(slot));
+        proxy = std::move(made);
+    }
+    return *proxy;
 }
 
 SoapReportTransport::~SoapReportTransport() = default;
 
 void SoapReportTransport::send(const ReportSnapshot& report) {
-    proxy_->destroy();
-    struct soap* soap = proxy_->soap;
+    auto& proxy = proxyFor(report.slot);
+    proxy.destroy();
+    struct soap* soap = proxy.soap;
     _rm__SendReport request;
     request.callbackID = report.callbackId;
     request.ID = report.nodeId;
@@ -46,15 +55,15 @@ void SoapReportTransport::send(const ReportSnapshot& report) {
         request.report->Packages->Package.push_back(out);
     }
     _rm__SendReportResponse response;
-    int rc = proxy_->SendReport(report.callbackEndpoint.c_str(), nullptr, &request, response);
+    int rc = proxy.SendReport(managerUrl_.c_str(), nullptr, &request, response);
     if (rc != SOAP_OK) {
-        std::string why = describeSoapError(soap, "SendReport to " + report.callbackEndpoint);
-        proxy_->soap_close_socket();
+        std::string why = describeSoapError(soap, "SendReport to " + managerUrl_);
+        bool refused = soap->fault && soap->fault->detail && soap->fault->detail->rm__InvalidRequestFault;
+        proxy.soap_close_socket();
+        if (refused) throw ReportRefused(why);
         throw std::runtime_error(why);
     }
-    if (!response.ack)
-        throw std::runtime_error("SendReport to " + report.callbackEndpoint +
-                                 " was answered ack=false");
+    if (!response.ack) throw std::runtime_error("SendReport to " + managerUrl_ + " was answered ack=false");
 }
 
 OutboxSender::OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger,
@@ -99,6 +108,14 @@ std::chrono::milliseconds OutboxSender::sendDue(std::stop_token stop) {
                 .kv("status", report->status)
                 .kv("coalesced", pending.pendingReports - 1)
                 .kv("attempts", retry.failures + 1);
+        } catch (const ReportRefused& e) {
+            // Final: the RM will never take this report (its deployment is closed there).
+            store_.acknowledge(pending.slot, pending.callbackId, report->sequence);
+            Log(logger_, LogLevel::warn, "report_refused")
+                .kv("node", pending.slot)
+                .kv("callback", pending.callbackId)
+                .kv("sequence", report->sequence)
+                .kv("error", e.what());
         } catch (const std::exception& e) {
             retry.failures++;
             auto delay = options_.initialBackoff;

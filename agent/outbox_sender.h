@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -28,16 +29,31 @@ class ReportTransport {
     virtual void send(const ReportSnapshot& report) = 0;
 };
 
-// SendReport to the report's callbackEndpoint. A SOAP fault is "not acknowledged".
+// The RM refused a report for good (its deployment is closed or unknown there): resending it
+// cannot help, so the outbox drops it.
+class ReportRefused : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// SendReport to the RM this node enrolled with, whatever callback endpoint an operation named:
+// reports go nowhere else. Each slot (node) calls as itself, with its own certificate. A SOAP
+// fault is "not acknowledged", an InvalidRequestFault ReportRefused.
+// Only the outbox thread calls send().
 class SoapReportTransport final : public ReportTransport {
   public:
-    explicit SoapReportTransport(const common::TlsClientOptions& tls = {},
-                                 std::chrono::seconds timeout = std::chrono::seconds(10));
+    using Credentials = std::function<common::TlsClientOptions(const std::string& slot)>;
+    SoapReportTransport(std::string managerUrl, Credentials credentials,
+                        std::chrono::seconds timeout = std::chrono::seconds(10));
     ~SoapReportTransport() override;
     void send(const ReportSnapshot& report) override;
 
   private:
-    std::unique_ptr<ResourceManagerBindingProxy> proxy_;
+    ResourceManagerBindingProxy& proxyFor(const std::string& slot);
+    std::string managerUrl_;
+    Credentials credentials_;
+    std::chrono::seconds timeout_;
+    std::map<std::string, std::unique_ptr<ResourceManagerBindingProxy>> proxies_;  // by slot
 };
 
 struct OutboxOptions {

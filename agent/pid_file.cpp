@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/durable_file.h"
+#include "common/durable_file.h"
 #include "agent/process.h"
 
 namespace rm::agent {
@@ -24,7 +24,7 @@ void writePidFile(const fs::path& path, const PidFileRecord& record) {
     std::ostringstream text;
     text << "pid=" << record.pid << "\nstart_time=" << record.startTime << "\nid=" << record.id
          << "\n";
-    writeFileAtomically(path, text.str());
+    common::writeFileAtomically(path, text.str());
 }
 
 std::optional<PidFileRecord> readPidFile(const fs::path& path) {

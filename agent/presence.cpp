@@ -46,6 +46,8 @@ struct Presence::Node {
     std::int64_t sequence = 0;
     std::int64_t heartbeats = 0;
     std::string lastError;
+    // Each node calls as itself (its own certificate), so each has its own client.
+    std::unique_ptr<ResourceManagerBindingProxy> proxy;
 };
 
 Presence::Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, SummaryFn summary,
@@ -53,19 +55,19 @@ Presence::Presence(std::vector<NodeIdentity> nodes, CapacityFn capacity, Summary
     : capacity_(std::move(capacity)),
       summary_(std::move(summary)),
       logger_(logger),
-      options_(std::move(options)),
-      proxy_(std::make_unique<ResourceManagerBindingProxy>()) {
+      options_(std::move(options)) {
+    common::ServerOptions limits;
+    limits.ioTimeout = options_.callTimeout;
+    limits.transferTimeout = options_.callTimeout * 2;
     for (auto& n : nodes) {
         auto node = std::make_unique<Node>();
         node->identity = std::move(n);
         if (options_.heartbeatInterval) node->interval = *options_.heartbeatInterval;
+        node->proxy = std::make_unique<ResourceManagerBindingProxy>();
+        common::applyXmlLimits(node->proxy->soap, limits);
+        common::configureTlsClient(node->proxy->soap, node->identity.tls);
         nodes_.push_back(std::move(node));
     }
-    common::ServerOptions limits;
-    limits.ioTimeout = options_.callTimeout;
-    limits.transferTimeout = options_.callTimeout * 2;
-    common::applyXmlLimits(proxy_->soap, limits);
-    common::configureTlsClient(proxy_->soap, options_.tls);
 }
 
 Presence::~Presence() = default;
@@ -120,8 +122,9 @@ void Presence::failed(Node& node, const std::string& error) {
 }
 
 void Presence::registerNode(Node& node) {
-    proxy_->destroy();
-    struct soap* soap = proxy_->soap;
+    auto& proxy = *node.proxy;
+    proxy.destroy();
+    struct soap* soap = proxy.soap;
     _rm__RegisterNode request;
     request.ID = node.identity.id;
     request.name = node.identity.name;
@@ -139,9 +142,9 @@ void Presence::registerNode(Node& node) {
     request.capacity->diskFreeMB = c.diskFreeMB;
     request.capacity->maxInstances = c.maxInstances;
     _rm__RegisterNodeResponse response;
-    if (proxy_->RegisterNode(options_.managerUrl.c_str(), nullptr, &request, response) != SOAP_OK) {
+    if (proxy.RegisterNode(options_.managerUrl.c_str(), nullptr, &request, response) != SOAP_OK) {
         std::string error = describeSoapError(soap, "RegisterNode at " + options_.managerUrl);
-        proxy_->soap_close_socket();
+        proxy.soap_close_socket();
         failed(node, error);
         return;
     }
@@ -164,8 +167,9 @@ void Presence::registerNode(Node& node) {
 }
 
 void Presence::heartbeat(Node& node) {
-    proxy_->destroy();
-    struct soap* soap = proxy_->soap;
+    auto& proxy = *node.proxy;
+    proxy.destroy();
+    struct soap* soap = proxy.soap;
     NodeSummary s = summary_(node.identity.slot);
     _rm__Heartbeat request;
     request.ID = node.identity.id;
@@ -176,9 +180,9 @@ void Presence::heartbeat(Node& node) {
     request.summary->diskFreeMB = s.diskFreeMB;
     request.summary->load = s.load;
     _rm__HeartbeatResponse response;
-    if (proxy_->Heartbeat(options_.managerUrl.c_str(), nullptr, &request, response) != SOAP_OK) {
+    if (proxy.Heartbeat(options_.managerUrl.c_str(), nullptr, &request, response) != SOAP_OK) {
         std::string error = describeSoapError(soap, "Heartbeat to " + options_.managerUrl);
-        proxy_->soap_close_socket();
+        proxy.soap_close_socket();
         failed(node, error);
         return;
     }

@@ -28,6 +28,7 @@ struct NodeIdentity {
     std::string name;
     std::string endpoint;
     std::vector<std::pair<std::string, std::string>> labels;
+    common::TlsClientOptions tls;  // this node's certificate, the scope CA, the RM's identity
 };
 
 struct NodeCapacity {
@@ -50,7 +51,6 @@ struct PresenceOptions {
     std::chrono::milliseconds initialBackoff{500};
     std::chrono::milliseconds maxBackoff{10000};
     std::chrono::seconds callTimeout{10};
-    common::TlsClientOptions tls;  // used when managerUrl is https://
 };
 
 struct PresenceStatus {
@@ -82,7 +82,6 @@ class Presence {
     SummaryFn summary_;
     common::Logger& logger_;
     PresenceOptions options_;
-    std::unique_ptr<ResourceManagerBindingProxy> proxy_;
     mutable std::mutex mutex_;  // guards the status fields read by status()
 };
 

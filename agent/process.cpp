@@ -1,9 +1,9 @@
 #include "agent/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -62,34 +62,6 @@ std::optional<ProcStat> readProcStat(pid_t pid) {
     return stat;
 }
 
-void checkSpawn(int rc, const char* what) {
-    if (rc != 0) throw SpawnError(std::string("cannot prepare ") + what + ": " + errnoText(rc));
-}
-
-class SpawnActions {
-  public:
-    SpawnActions() { checkSpawn(::posix_spawn_file_actions_init(&actions_), "file actions"); }
-    ~SpawnActions() { ::posix_spawn_file_actions_destroy(&actions_); }
-    SpawnActions(const SpawnActions&) = delete;
-    SpawnActions& operator=(const SpawnActions&) = delete;
-    posix_spawn_file_actions_t* get() { return &actions_; }
-
-  private:
-    posix_spawn_file_actions_t actions_;
-};
-
-class SpawnAttributes {
-  public:
-    SpawnAttributes() { checkSpawn(::posix_spawnattr_init(&attributes_), "spawn attributes"); }
-    ~SpawnAttributes() { ::posix_spawnattr_destroy(&attributes_); }
-    SpawnAttributes(const SpawnAttributes&) = delete;
-    SpawnAttributes& operator=(const SpawnAttributes&) = delete;
-    posix_spawnattr_t* get() { return &attributes_; }
-
-  private:
-    posix_spawnattr_t attributes_;
-};
-
 std::vector<std::string> environmentStrings(const Environment& env) {
     std::vector<std::string> strings;
     for (const auto& [key, value] : env) {
@@ -145,6 +117,142 @@ constexpr const char* kHeldScript =
     "IFS= read -r rm_gate && [ \"$rm_gate\" = go ] || exit 125; unset rm_gate; "
     "exec </dev/null; eval \"shift; $1\"";
 
+// A step of the child between fork and exec; what it reports when that step fails.
+enum class ChildStep : int {
+    Session,
+    Stdin,
+    Output,
+    Descriptors,
+    Groups,
+    Gid,
+    Uid,
+    RegainedRoot,
+    WorkDir,
+    Exec,
+};
+
+struct ChildFailure {
+    int step = 0;
+    int error = 0;
+};
+
+// Everything the child needs, prepared before fork: between fork and exec the child of this
+// multi-threaded process may only make async-signal-safe calls (no allocation, no lookups).
+struct ChildPlan {
+    const char* workDir = nullptr;
+    char** argv = nullptr;
+    char** envp = nullptr;
+    int gateFd = -1;    // > 2 when given: becomes stdin; otherwise stdin is /dev/null
+    int outputFd = -1;  // > 2: becomes stdout and stderr
+    int reportFd = -1;  // > 2, close-on-exec: the write end of the error pipe
+    const Credentials* runAs = nullptr;
+};
+
+[[noreturn]] void childFailed(int reportFd, ChildStep step, int error) {
+    const ChildFailure failure{static_cast<int>(step), error};
+    // 8 bytes into an empty pipe: written whole or not at all.
+    [[maybe_unused]] const ssize_t written = ::write(reportFd, &failure, sizeof failure);
+    ::_exit(127);
+}
+
+// Marks every descriptor above 2 close-on-exec (the error pipe already is, and must stay open
+// until exec); without CLOSE_RANGE_CLOEXEC (kernels before 5.11) closes all but the error pipe.
+bool closeInheritedDescriptors(int reportFd) {
+    if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return true;
+    const auto report = static_cast<unsigned>(reportFd);
+    const auto first = static_cast<unsigned>(STDERR_FILENO + 1);
+    return (report == first || ::close_range(first, report - 1, 0) == 0) &&
+           ::close_range(report + 1, ~0U, 0) == 0;
+}
+
+// The child, between fork and exec: async-signal-safe calls only.
+[[noreturn]] void runChild(const ChildPlan& plan) {
+    const int report = plan.reportFd;
+    // Default dispositions first: the parent blocked every signal around fork, so none of its
+    // handlers can run here, and the mask is emptied only right before exec. (The two signals
+    // glibc reserves for itself refuse the change; they are reset by exec anyway.)
+    struct sigaction defaultAction {};
+    defaultAction.sa_handler = SIG_DFL;
+    ::sigemptyset(&defaultAction.sa_mask);
+    for (int signal = 1; signal < NSIG; ++signal) {
+        if (signal != SIGKILL && signal != SIGSTOP) ::sigaction(signal, &defaultAction, nullptr);
+    }
+    if (::setsid() < 0) childFailed(report, ChildStep::Session, errno);
+
+    if (plan.gateFd >= 0) {
+        if (::dup2(plan.gateFd, STDIN_FILENO) < 0) childFailed(report, ChildStep::Stdin, errno);
+    } else {
+        // Not close-on-exec, in case it is 0 already; a copy above 2 is marked so just below.
+        const int null = ::open("/dev/null", O_RDONLY);
+        if (null < 0 || (null != STDIN_FILENO && ::dup2(null, STDIN_FILENO) < 0))
+            childFailed(report, ChildStep::Stdin, errno);
+    }
+    if (::dup2(plan.outputFd, STDOUT_FILENO) < 0 || ::dup2(plan.outputFd, STDERR_FILENO) < 0)
+        childFailed(report, ChildStep::Output, errno);
+    // Descriptors opened by other threads without O_CLOEXEC must not leak into package code.
+    if (!closeInheritedDescriptors(report)) childFailed(report, ChildStep::Descriptors, errno);
+
+    if (const Credentials* user = plan.runAs) {
+        // Groups first (needs root), then the gid, then the uid, after which nothing of root is
+        // left: no supplementary group, no capability (all are cleared when every uid leaves 0).
+        if (::setgroups(user->groups.size(), user->groups.data()) != 0)
+            childFailed(report, ChildStep::Groups, errno);
+        if (::setgid(user->gid) != 0) childFailed(report, ChildStep::Gid, errno);
+        if (::setuid(user->uid) != 0) childFailed(report, ChildStep::Uid, errno);
+        if (user->uid != 0 && ::setuid(0) == 0) childFailed(report, ChildStep::RegainedRoot, EPERM);
+    }
+    // Entered as that user: a directory it cannot reach fails here, not later in the package.
+    if (::chdir(plan.workDir) != 0) childFailed(report, ChildStep::WorkDir, errno);
+
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve("/bin/sh", plan.argv, plan.envp);
+    childFailed(report, ChildStep::Exec, errno);
+}
+
+std::string describeChildFailure(const ChildFailure& failure, const LaunchRequest& request) {
+    const std::string why = errnoText(failure.error);
+    const std::string asUser =
+        request.runAs ? " as uid " + std::to_string(request.runAs->uid) : std::string();
+    switch (static_cast<ChildStep>(failure.step)) {
+        case ChildStep::Session:
+            return "cannot start a new session: " + why;
+        case ChildStep::Stdin:
+            return "cannot set up stdin: " + why;
+        case ChildStep::Output:
+            return "cannot redirect stdout and stderr: " + why;
+        case ChildStep::Descriptors:
+            return "cannot close the descriptors it would inherit: " + why;
+        case ChildStep::Groups:
+            return "cannot set the supplementary groups of uid " +
+                   std::to_string(request.runAs->uid) + ": " + why;
+        case ChildStep::Gid:
+            return "cannot switch to gid " + std::to_string(request.runAs->gid) + ": " + why;
+        case ChildStep::Uid:
+            return "cannot switch to uid " + std::to_string(request.runAs->uid) + ": " + why;
+        case ChildStep::RegainedRoot:
+            return "uid " + std::to_string(request.runAs->uid) +
+                   " could switch back to root, so it was not run";
+        case ChildStep::WorkDir:
+            return "cannot enter the working directory " + request.workDir.string() + asUser +
+                   ": " + why;
+        case ChildStep::Exec:
+            break;
+    }
+    return "cannot run /bin/sh in " + request.workDir.string() + asUser + ": " + why;
+}
+
+// `fd` itself when it is above 2, else a close-on-exec copy above 2 kept in `copy`: dup2 onto
+// 0-2 from a descriptor that already is one of them would keep its close-on-exec flag.
+int aboveStdio(int fd, UniqueFd& copy, const char* what) {
+    if (fd > STDERR_FILENO) return fd;
+    copy.reset(::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
+    if (!copy)
+        throw SpawnError(std::string("cannot duplicate the ") + what + ": " + errnoText(errno));
+    return copy.get();
+}
+
 // `gateFd` >= 0: stdin of the new process, and the command runs behind kHeldScript.
 pid_t launch(const LaunchRequest& request, int gateFd) {
     if (request.command.find('\0') != std::string::npos) {
@@ -156,46 +264,11 @@ pid_t launch(const LaunchRequest& request, int gateFd) {
     }
     if (request.outputFd < 0) throw SpawnError("no output file descriptor given");
 
-    // dup2 onto 1 or 2 from a descriptor that already is 1 or 2 would keep its close-on-exec flag.
-    UniqueFd highOutput;
-    int outputFd = request.outputFd;
-    if (outputFd <= STDERR_FILENO) {
-        highOutput.reset(::fcntl(outputFd, F_DUPFD_CLOEXEC, 3));
-        if (!highOutput)
-            throw SpawnError("cannot duplicate the output descriptor: " + errnoText(errno));
-        outputFd = highOutput.get();
-    }
-
-    SpawnActions actions;
-    if (gateFd >= 0) {
-        checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), gateFd, STDIN_FILENO),
-                   "stdin");
-    } else {
-        checkSpawn(::posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null",
-                                                      O_RDONLY, 0),
-                   "stdin");
-    }
-    checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDOUT_FILENO),
-               "stdout");
-    checkSpawn(::posix_spawn_file_actions_adddup2(actions.get(), outputFd, STDERR_FILENO),
-               "stderr");
-    checkSpawn(::posix_spawn_file_actions_addchdir_np(actions.get(), request.workDir.c_str()),
-               "working directory");
-    // Descriptors opened by other threads without O_CLOEXEC must not leak into package code.
-    checkSpawn(::posix_spawn_file_actions_addclosefrom_np(actions.get(), STDERR_FILENO + 1),
-               "descriptor closing");
-
-    SpawnAttributes attributes;
-    sigset_t none;
-    sigset_t all;
-    ::sigemptyset(&none);
-    ::sigfillset(&all);
-    checkSpawn(::posix_spawnattr_setsigmask(attributes.get(), &none), "signal mask");
-    checkSpawn(::posix_spawnattr_setsigdefault(attributes.get(), &all), "signal dispositions");
-    checkSpawn(
-        ::posix_spawnattr_setflags(
-            attributes.get(), POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
-        "spawn flags");
+    UniqueFd outputCopy;
+    UniqueFd gateCopy;
+    ChildPlan plan;
+    plan.outputFd = aboveStdio(request.outputFd, outputCopy, "output descriptor");
+    if (gateFd >= 0) plan.gateFd = aboveStdio(gateFd, gateCopy, "launch gate");
 
     const std::vector<std::string> envStrings = environmentStrings(request.env);
     std::vector<char*> envp;
@@ -207,16 +280,47 @@ pid_t launch(const LaunchRequest& request, int gateFd) {
     char* direct[] = {shell, dashC, const_cast<char*>(request.command.c_str()), nullptr};
     char* behindGate[] = {
         shell, dashC, held.data(), shell, const_cast<char*>(request.command.c_str()), nullptr};
-    char** argv = gateFd >= 0 ? behindGate : direct;
+    plan.argv = gateFd >= 0 ? behindGate : direct;
+    plan.envp = envp.data();
+    plan.workDir = request.workDir.c_str();
+    if (request.runAs) plan.runAs = &*request.runAs;
 
-    pid_t pid = -1;
-    if (const int rc =
-            ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(), argv, envp.data());
-        rc != 0) {
-        throw SpawnError("cannot run /bin/sh in " + request.workDir.string() + ": " +
-                         errnoText(rc));
+    int reportEnds[2];
+    if (::pipe2(reportEnds, O_CLOEXEC) != 0)
+        throw SpawnError("cannot create the launch error pipe: " + errnoText(errno));
+    UniqueFd reportRead(reportEnds[0]);
+    UniqueFd reportWrite(reportEnds[1]);
+    UniqueFd reportCopy;
+    plan.reportFd = aboveStdio(reportWrite.get(), reportCopy, "launch error pipe");
+
+    sigset_t all;
+    sigset_t previous;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+    const pid_t pid = ::fork();
+    const int forkError = errno;
+    if (pid == 0) runChild(plan);
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    reportWrite.reset();
+    reportCopy.reset();
+    if (pid < 0) {
+        throw SpawnError("cannot fork to run /bin/sh in " + request.workDir.string() + ": " +
+                         errnoText(forkError));
     }
-    return pid;
+
+    // End of file once the child has run exec (the pipe is close-on-exec): it runs the command.
+    ChildFailure failure;
+    ssize_t got = 0;
+    do {
+        got = ::read(reportRead.get(), &failure, sizeof failure);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0) return pid;
+    reap(pid);
+    if (got != static_cast<ssize_t>(sizeof failure)) {
+        throw SpawnError("cannot run /bin/sh in " + request.workDir.string() +
+                         ": the child failed before exec");
+    }
+    throw SpawnError(describeChildFailure(failure, request));
 }
 
 }  // namespace

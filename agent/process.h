@@ -1,6 +1,6 @@
-// Launching, identifying, watching and ending the processes that lifecycle steps and supervised
-// services run as. No global state: no SIGCHLD handler, never waitpid(-1); each caller waits
-// for exactly the pid it launched.
+// Launching (as another user when asked), identifying, watching and ending the processes that
+// lifecycle steps and supervised services run as. No global state: no SIGCHLD handler, never
+// waitpid(-1); each caller waits for exactly the pid it launched.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "agent/unique_fd.h"
 
@@ -44,17 +45,34 @@ class SpawnError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// The user a command runs as: its uid, primary gid and supplementary groups (resolved
+// beforehand, e.g. by resolveRunAs() in agent/run_as.h: nothing can be looked up in the child).
+struct Credentials {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+    bool operator==(const Credentials&) const = default;
+};
+
 struct LaunchRequest {
     std::string command;  // run as `/bin/sh -c command`
     fs::path workDir;
     Environment env;
     int outputFd = -1;  // stdout and stderr go here; stdin is /dev/null
+    // When set, the command runs as that user (the launcher must then be root); nullopt: as the
+    // launcher's own user.
+    std::optional<Credentials> runAs = std::nullopt;
 };
 
 // Starts the command as the leader of a new session (and so of a new process group, pgid ==
 // pid) with default signal dispositions, an empty signal mask and no inherited descriptors
-// besides 0-2. Uses posix_spawn, so nothing async-signal-unsafe can run in a forked copy of this
-// multi-threaded process. The caller must reap the pid. Throws SpawnError saying what failed.
+// besides 0-2. With `runAs`, the child drops to that user between fork and exec: setgroups,
+// setgid, setuid, in that order, each checked (and regaining root must then fail), and only then
+// enters the working directory, so the user must be able to reach it. The child runs nothing
+// async-signal-unsafe between fork and exec (everything is prepared beforehand), so forking this
+// multi-threaded process is safe. The caller must reap the pid. Throws SpawnError saying what
+// failed, including what failed in the child before exec (reported through a close-on-exec pipe;
+// the failed child is reaped then).
 pid_t launchInNewSession(const LaunchRequest& request);
 
 // A process started by launchHeld(): it exists, so its pid and start time can be recorded, but

@@ -42,7 +42,7 @@ void endLeftover(const fs::path& pidFile, int log, milliseconds killGrace) {
 
 // Launches the step; with a pid file, records it there before its command runs.
 pid_t launchStep(const StepRequest& step, int log) {
-    const LaunchRequest request{step.command, step.workDir, step.env, log};
+    const LaunchRequest request{step.command, step.workDir, step.env, log, step.runAs};
     if (step.pidFile.empty()) return launchInNewSession(request);
     HeldProcess held = launchHeld(request);
     const pid_t pid = held.pid();

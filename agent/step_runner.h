@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -22,6 +23,8 @@ struct StepRequest {
     // a supervised process) until it ends. A step an agent that was killed left running is found
     // through it and ended before the step runs again: redone cleanly, never twice at once.
     fs::path pidFile = {};
+    // When set, the step runs as that user (see LaunchRequest::runAs); nullopt: as the agent's.
+    std::optional<Credentials> runAs = std::nullopt;
 };
 
 struct StepResult {

@@ -166,7 +166,8 @@ void Supervisor::launch(Entry& entry) {
         const off_t outputStart = logSize(spec.logFile);
         // Held until its pid file names it: killed in between, the agent leaves no copy running
         // that the next one cannot find (the held process ends when its launcher is gone).
-        HeldProcess held = launchHeld({spec.command, spec.workDir, spec.env, log.get()});
+        HeldProcess held =
+            launchHeld({spec.command, spec.workDir, spec.env, log.get(), spec.runAs});
         const pid_t pid = held.pid();
         const std::uint64_t startTime = processStartTime(pid).value_or(0);
         try {
@@ -301,8 +302,14 @@ void Supervisor::endProcess(Entry& entry) {
         ExitWatcher watcher(pid, startTime);
         if (spec.stopCommand) {
             const StepResult result = StepRunner(options_.killGrace)
-                                          .run({"Stop", *spec.stopCommand, spec.workDir, spec.env,
-                                                spec.logFile, spec.stopTimeout});
+                                          .run({"Stop",
+                                                *spec.stopCommand,
+                                                spec.workDir,
+                                                spec.env,
+                                                spec.logFile,
+                                                spec.stopTimeout,
+                                                {},
+                                                spec.runAs});
             const milliseconds left = std::max(spec.stopTimeout - since(begin), milliseconds(0));
             if (watcher.wait(result.succeeded() ? left : milliseconds(0)) ==
                 ExitWatcher::Result::Ended) {
@@ -400,9 +407,9 @@ ReadyResult Supervisor::waitReady(const std::string& id,
     for (;;) {
         const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
         if (left <= milliseconds(0)) break;
-        last = runner.run(
-            {"Ready", *readyCommand, spec.workDir, spec.env, spec.logFile, left, checkPidFile},
-            stop);
+        last = runner.run({"Ready", *readyCommand, spec.workDir, spec.env, spec.logFile, left,
+                           checkPidFile, spec.runAs},
+                          stop);
         ++attempts;
         if (last.outcome != StepResult::Outcome::TimedOut) lastAnswer = last;
         if (last.succeeded())

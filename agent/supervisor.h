@@ -28,6 +28,9 @@ struct ProcessSpec {
                           // runs is recorded beside it, in <stem>.ready.pid)
     std::optional<std::string> stopCommand;  // absent: SIGTERM to the process group
     std::chrono::milliseconds stopTimeout = std::chrono::seconds(10);
+    // When set, the process, its Stop command and its Ready checks run as that user (see
+    // LaunchRequest::runAs); nullopt: as the agent's own user.
+    std::optional<Credentials> runAs = std::nullopt;
 };
 
 struct SupervisorOptions {

@@ -165,9 +165,11 @@ ResourceManager::ResourceManager(fs::path dir, std::vector<std::string> extraArg
 }
 
 void ResourceManager::start() {
-    std::vector<std::string> args{
-        "--scope",           kScope,         "--listen",           "127.0.0.1:0", "--state-dir",
-        stateDir().string(), "--repository", repository().string()};
+    std::vector<std::string> args{"--scope",        kScope,
+                                  "--listen",       "127.0.0.1:0",
+                                  "--state-dir",    stateDir().string(),
+                                  "--repository",   repository().string(),
+                                  "--agent-listen", "127.0.0.1:0"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     daemon_.reset();
     daemon_ = std::make_unique<testing::DaemonProcess>("resource-manager", args, logFile(),
@@ -196,16 +198,18 @@ std::unique_ptr<client::RmClient> ResourceManager::client(int timeoutSeconds) co
     return std::make_unique<client::RmClient>(o);
 }
 
-std::unique_ptr<testing::DaemonProcess> startHollowNodes(const fs::path& dir,
-                                                         const std::string& managerUrl, int nodes,
+std::unique_ptr<testing::DaemonProcess> startHollowNodes(const fs::path& dir, int nodes,
                                                          int stepMillis, client::RmClient& client) {
-    auto agent = std::make_unique<testing::DaemonProcess>(
-        "node-agent",
-        std::vector<std::string>{"--name", "hollow", "--hollow", std::to_string(nodes),
-                                 "--hollow-step-ms", std::to_string(stepMillis), "--listen",
-                                 "127.0.0.1:0", "--manager", managerUrl, "--root",
-                                 (dir / "hollow").string()},
-        dir / "hollow.log", std::chrono::minutes(2));
+    auto token = client.createJoinToken(3600, 0, "bench hollow nodes");
+    std::vector<std::string> args{"--name",           "hollow",
+                                  "--hollow",         std::to_string(nodes),
+                                  "--hollow-step-ms", std::to_string(stepMillis),
+                                  "--listen",         "127.0.0.1:0",
+                                  "--root",           (dir / "hollow").string()};
+    auto join = testing::joinArgs(testing::JoinToken{token.token, token.caSha256, token.agentUrl});
+    args.insert(args.end(), join.begin(), join.end());
+    auto agent = std::make_unique<testing::DaemonProcess>("node-agent", args, dir / "hollow.log",
+                                                          std::chrono::minutes(2));
     const bool registered = waitUntil(
         [&] {
             auto rows = client.listNodes();

@@ -89,6 +89,8 @@ class ResourceManager {
     bool running() const { return daemon_ != nullptr; }
     testing::DaemonProcess& daemon() { return *daemon_; }
     const std::string& url() const { return daemon_->url(); }
+    // Its agent port (--agent-listen 127.0.0.1:0), where agents enroll and report.
+    const std::string& agentUrl() const { return daemon_->agentUrl(); }
     pid_t pid() const { return daemon_->pid(); }
     void kill9();
     void terminate();
@@ -101,10 +103,12 @@ class ResourceManager {
     std::unique_ptr<testing::DaemonProcess> daemon_;
 };
 
-// `node-agent --hollow N` registered with `managerUrl`; returns once every node is ALIVE there.
+// `node-agent --hollow N` enrolled (every hollow node, with one join token of unlimited uses made
+// through `client`) with the RM `client` talks to, on its agent port; returns once every node is
+// ALIVE there.
 std::unique_ptr<testing::DaemonProcess> startHollowNodes(const std::filesystem::path& dir,
-                                                         const std::string& managerUrl, int nodes,
-                                                         int stepMillis, client::RmClient& client);
+                                                         int nodes, int stepMillis,
+                                                         client::RmClient& client);
 
 // The value of an unlabelled Prometheus gauge at GET /metrics, or nullopt when absent.
 std::optional<double> metric(const std::string& url, const std::string& name);

@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
         setup = Clock::now();
         rm.start();
         auto client = rm.client();
-        auto agent = startHollowNodes(scratch.path(), rm.url(), nodes, stepMs, *client);
+        auto agent = startHollowNodes(scratch.path(), nodes, stepMs, *client);
         std::printf("setup: resource-manager and %d hollow nodes (step %d ms) ALIVE in %.1f s\n",
                     nodes, stepMs, secondsSince(setup));
 

@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
         ResourceManager rm(scratch.path() / "rm");
         rm.start();
         auto client = rm.client();
-        auto agent = startHollowNodes(scratch.path(), rm.url(), nodes, 1, *client);
+        auto agent = startHollowNodes(scratch.path(), nodes, 1, *client);
         const std::string id =
             runSession(*client, rm.url(), servicesRequest(0, services), std::chrono::minutes(10))
                 .id;

@@ -13,7 +13,12 @@ RmClient::RmClient(ClientOptions options)
     limits.maxMessageBytes = 256ull << 20;  // reports of large sessions
     common::applyXmlLimits(proxy_->soap, limits);
     if (options_.url.rfind("https://", 0) == 0) {
-        int flags = options_.tlsCaFile.empty() ? SOAP_SSL_NO_AUTHENTICATION : SOAP_SSL_DEFAULT;
+        // The server's certificate must chain to --tls-ca (only), or to the system's CAs, and
+        // name the host called; the handshake fails before any request (and so any password)
+        // is sent otherwise. Skipping that takes `insecure`.
+        int flags = SOAP_SSL_DEFAULT | SOAP_TLSv1_2 | SOAP_TLSv1_3;
+        if (options_.insecure) flags = SOAP_SSL_NO_AUTHENTICATION | SOAP_TLSv1_2 | SOAP_TLSv1_3;
+        else if (!options_.tlsCaFile.empty()) flags |= SOAP_SSL_NO_DEFAULT_CA_PATH;
         if (soap_ssl_client_context(proxy_->soap, flags,
                                     options_.tlsKeyFile.empty() ? nullptr : options_.tlsKeyFile.c_str(), nullptr,
                                     options_.tlsCaFile.empty() ? nullptr : options_.tlsCaFile.c_str(), nullptr,
@@ -38,7 +43,35 @@ void RmClient::raise(const std::string& operation) {
     struct soap* soap = proxy_->soap;
     std::string reason;
     if (const char* s = soap_fault_string(soap)) reason = s;
-    if (soap->error == SOAP_TCP_ERROR || soap->error == SOAP_SSL_ERROR || soap->error == SOAP_EOF) {
+    if (soap->error == SOAP_SSL_ERROR) {
+        std::string detail = reason;
+        if (const char* d = soap_fault_detail(soap)) detail += std::string(detail.empty() ? "" : ": ") + d;
+        for (auto& c : detail) c = c == '\n' || c == '\r' ? ' ' : c;
+        proxy_->soap_close_socket();
+        throw ClientError(ClientError::Kind::Unreachable, "",
+                          "TLS with the Resource Manager at " + options_.url + " failed (" + operation +
+                              "), nothing was sent: " + (detail.empty() ? "handshake failed" : detail) +
+                              "; its certificate must be signed by a CA of the system or by --tls-ca FILE "
+                              "and name the host of the URL (--insecure skips that check and exposes the "
+                              "password)");
+    }
+    if (soap->error == 401 || soap->error == 403) {
+        // The RM answers missing or wrong credentials with HTTP 401, a role or scope that does
+        // not suffice with 403 (each with an AccessDeniedFault gSOAP does not read for them).
+        int status = soap->error;
+        proxy_->soap_close_socket();
+        std::string why = status == 403 ? "user '" + options_.user + "' lacks the role or the scope for this (reads "
+                                          "need reader, changes operator, tokens and nodes admin: see the "
+                                          "RM's users file)"
+                          : options_.user.empty()
+                              ? "this Resource Manager needs credentials: give --user NAME and --password-file "
+                                "FILE (or RM_USER and RM_PASSWORD)"
+                              : "user '" + options_.user + "' or its password was refused (or too many "
+                                "logins failed from this address: wait a minute)";
+        throw ClientError(ClientError::Kind::Fault, "AccessDeniedFault",
+                          operation + " refused (HTTP " + std::to_string(status) + "): " + why);
+    }
+    if (soap->error == SOAP_TCP_ERROR || soap->error == SOAP_EOF) {
         std::string detail = reason.empty() ? "connection failed" : reason;
         proxy_->soap_close_socket();
         throw ClientError(ClientError::Kind::Unreachable, "",
@@ -173,6 +206,47 @@ std::vector<NodeRow> RmClient::listNodes() {
         out.push_back(std::move(row));
     }
     return out;
+}
+
+JoinToken RmClient::createJoinToken(int64_t ttlSeconds, int uses, const std::string& description) {
+    prepare();
+    _rm__CreateJoinToken request;
+    request.ttlSeconds = &ttlSeconds;
+    request.uses = &uses;
+    std::string text = description;
+    if (!text.empty()) request.description = &text;
+    _rm__CreateJoinTokenResponse response;
+    if (proxy_->CreateJoinToken(&request, response) != SOAP_OK) raise("CreateJoinToken");
+    return {response.token, response.caSHA256, response.expires, response.agentURL};
+}
+
+std::vector<JoinTokenRow> RmClient::listJoinTokens() {
+    prepare();
+    _rm__ListJoinTokens request;
+    _rm__ListJoinTokensResponse response;
+    if (proxy_->ListJoinTokens(&request, response) != SOAP_OK) raise("ListJoinTokens");
+    std::vector<JoinTokenRow> out;
+    for (const auto* t : response.token) {
+        if (t) out.push_back({t->ID, t->expires, t->description, t->usesLeft});
+    }
+    return out;
+}
+
+bool RmClient::revokeJoinToken(const std::string& id) {
+    prepare();
+    _rm__RevokeJoinToken request;
+    request.ID = id;
+    _rm__RevokeJoinTokenResponse response;
+    if (proxy_->RevokeJoinToken(&request, response) != SOAP_OK) raise("RevokeJoinToken");
+    return response.revoked;
+}
+
+void RmClient::removeNode(const std::string& name) {
+    prepare();
+    _rm__RemoveNode request;
+    request.name = name;
+    _rm__RemoveNodeResponse response;
+    if (proxy_->RemoveNode(&request, response) != SOAP_OK) raise("RemoveNode");
 }
 
 }  // namespace rm::client

@@ -2,6 +2,7 @@
 // by the node agent and by the tests, so they all speak to the RM exactly the same way.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -26,8 +27,11 @@ struct ClientOptions {
     std::string user;
     std::string password;
     int timeoutSeconds = 30;
-    std::string tlsCaFile;   // verify the server against these CAs
+    std::string tlsCaFile;   // verify the server against these CAs only; empty: the system's CAs
     std::string tlsKeyFile;  // client certificate + key (mutual TLS)
+    // Skip verifying the server's certificate (https://): the password then goes to whoever
+    // answers. Only on explicit request (rmctl --insecure).
+    bool insecure = false;
 };
 
 struct ServiceRequest {
@@ -57,6 +61,18 @@ struct NodeRow {
     std::vector<std::pair<std::string, std::string>> labels;
 };
 
+struct JoinToken {
+    std::string token;     // ID.SECRET: give it to one agent's --join-token-file
+    std::string caSha256;  // the agent's --ca-sha256
+    std::string expires;
+    std::string agentUrl;  // the RM's agent port: the agent's --manager
+};
+
+struct JoinTokenRow {
+    std::string id, expires, description;
+    int usesLeft = -1;  // -1: unlimited until it expires
+};
+
 class RmClient {
 public:
     explicit RmClient(ClientOptions options);
@@ -72,6 +88,11 @@ public:
     std::vector<ResourceRow> listResources(const std::optional<std::string>& type = {},
                                            const std::optional<std::string>& status = {});
     std::vector<NodeRow> listNodes();
+    // Join tokens and node identities (admin).
+    JoinToken createJoinToken(int64_t ttlSeconds, int uses, const std::string& description);
+    std::vector<JoinTokenRow> listJoinTokens();
+    bool revokeJoinToken(const std::string& id);
+    void removeNode(const std::string& name);
 
     const ClientOptions& options() const { return options_; }
 

@@ -1,4 +1,5 @@
 // rmctl: the command-line client of a scope's Resource Manager, for people and scripts.
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "cli/rm_client.h"
+#include "common/time_util.h"
 #include "deployer/package_archive.h"
 #include "deployer/profile.h"
 #include "deployer/sha256.h"
@@ -32,7 +34,8 @@ constexpr int kExitFailed = 1;     // the session ended FAILED, or the RM refuse
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;  // the RM could not be reached, or --wait timed out
 
-const char* kUsage = R"(usage: rmctl [--manager URL] [--user NAME --password-file FILE] COMMAND ...
+const char* kUsage = R"(usage: rmctl [--manager URL] [--user NAME --password-file FILE]
+             [--tls-ca FILE] [--tls-key FILE] [--insecure] COMMAND ...
 
 commands:
   add    [--scope S] [--resource TYPE:ID]... [--service Class/Name[/Version] [--package P] [--node N]]...
@@ -42,13 +45,23 @@ commands:
   report ID [--wait] [--timeout SECONDS] [--xml]
   resources [--type T] [--status S]
   nodes
+  node remove NAME                     revoke a node's certificate: every port refuses it at once
+  token create [--ttl 1h] [--uses N] [--description TEXT] [--print-join-command]
+                                       a join token for `node-agent --join-token-file`, with the
+                                       scope CA's SHA-256 for its --ca-sha256
+  token list | token revoke ID
   package DIR [-o OUT]                 build a package archive from DIR (with profile.xml) and check it
-  hash-password                        read a password on stdin, print the hash for a users file
+  hash-password                        read a password (typed without echo, or one line on a pipe)
+                                       and print its Argon2id hash for a users file line
+                                       name:HASH:role[:scope,...], role reader, operator or admin
 
 The manager URL defaults to $RM_MANAGER or http://127.0.0.1:8080; credentials may also come from
 $RM_USER and $RM_PASSWORD. The scope comes from --scope or $RM_SCOPE.
+Over https:// the server's certificate is verified against the system's CAs, or only against
+--tls-ca FILE; --insecure skips that (the password then goes to whoever answers). --tls-key FILE
+is a client certificate with its key (one PEM) for mutual TLS.
 Exit status: 0 success; 1 the session ended FAILED or the request was refused; 2 usage;
-3 the Resource Manager could not be reached or --wait timed out.
+3 the Resource Manager could not be reached (or its certificate was refused) or --wait timed out.
 )";
 
 struct Args {
@@ -128,6 +141,36 @@ int followReport(RmClient& client, const std::string& id, bool wait, int timeout
     }
 }
 
+// The password for `hash-password`: typed twice without echo on a terminal, else one line of
+// stdin (a trailing CR is dropped). Throws std::invalid_argument when there is none.
+std::string readNewPassword() {
+    auto readLine = [](const char* prompt) {
+        std::string line;
+        bool tty = isatty(STDIN_FILENO);
+        termios saved{};
+        if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+            std::fputs(prompt, stderr);
+            std::fflush(stderr);
+            termios quiet = saved;
+            quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+            std::getline(std::cin, line);
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+            std::fputs("\n", stderr);
+        } else {
+            std::getline(std::cin, line);
+        }
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+    };
+    std::string password = readLine("Password: ");
+    if (password.empty()) throw std::invalid_argument("hash-password read an empty password");
+    if (isatty(STDIN_FILENO) && readLine("Again: ") != password) {
+        throw std::invalid_argument("hash-password: the two passwords differ");
+    }
+    return password;
+}
+
 rm::client::ServiceRequest parseService(const std::string& text) {
     rm::client::ServiceRequest s;
     std::vector<std::string> parts;
@@ -162,6 +205,7 @@ int main(int argc, char** argv) {
                 std::getline(in, options.password);
             } else if (flag == "--tls-ca") options.tlsCaFile = args.next("--tls-ca");
             else if (flag == "--tls-key") options.tlsKeyFile = args.next("--tls-key");
+            else if (flag == "--insecure") options.insecure = true;
             else if (flag == "--help") {
                 std::fputs(kUsage, stdout);
                 return kExitSuccess;
@@ -172,9 +216,11 @@ int main(int argc, char** argv) {
         while (!options.url.empty() && options.url.back() == '/') options.url.pop_back();
 
         if (command == "hash-password") {
-            std::string password;
-            std::getline(std::cin, password);
-            std::printf("%s\n", rm::service::AccessPolicy::sha256Hex(password).c_str());
+            if (args.more()) throw std::invalid_argument("hash-password takes no arguments (it reads stdin)");
+            std::string password = readNewPassword();
+            std::string hash = rm::service::AccessPolicy::hashPassword(password);
+            std::fill(password.begin(), password.end(), '\0');
+            std::printf("%s\n", hash.c_str());
             return kExitSuccess;
         }
 
@@ -201,6 +247,10 @@ int main(int argc, char** argv) {
             return kExitSuccess;
         }
 
+        if (options.insecure && options.url.rfind("https://", 0) == 0) {
+            std::fprintf(stderr, "rmctl: warning: --insecure: the certificate of %s is not verified; "
+                                 "credentials go to whoever answers\n", options.url.c_str());
+        }
         RmClient client(options);
         if (command == "add" || command == "remove" || command == "dispose") {
             rm::client::ScopeRequest request;
@@ -282,6 +332,65 @@ int main(int argc, char** argv) {
                 std::printf("%-16s %-38s %-8s %-26s %-8d %s\n", n.name.c_str(), n.id.c_str(), n.liveness.c_str(),
                             n.lastHeartbeat.c_str(), n.runningInstances, n.endpoint.c_str());
             }
+            return kExitSuccess;
+        }
+        if (command == "token") {
+            std::string what = args.next("token create|list|revoke");
+            if (what == "create") {
+                int64_t ttl = 3600;
+                int uses = 0;
+                std::string description;
+                bool joinCommand = false;
+                while (args.more()) {
+                    std::string flag = args.next("option");
+                    if (flag == "--ttl") {
+                        auto parsed = rm::common::parseDuration(args.next("--ttl"));
+                        if (!parsed) throw std::invalid_argument("--ttl wants a duration like 90s, 15m, 1h or 7d");
+                        ttl = parsed->count();
+                    } else if (flag == "--uses") {
+                        uses = std::stoi(args.next("--uses"));
+                        if (uses < 1) throw std::invalid_argument("--uses wants a positive count");
+                    } else if (flag == "--description") description = args.next("--description");
+                    else if (flag == "--print-join-command") joinCommand = true;
+                    else throw std::invalid_argument("unknown option " + flag + " for token create");
+                }
+                auto token = client.createJoinToken(ttl, uses, description);
+                std::printf("token: %s\nca-sha256: %s\nexpires: %s\nmanager: %s\n", token.token.c_str(),
+                            token.caSha256.c_str(), token.expires.c_str(), token.agentUrl.c_str());
+                if (joinCommand) {
+                    std::printf("join: echo %s > /etc/scope-rm/join-token && node-agent --manager %s "
+                                "--join-token-file /etc/scope-rm/join-token --ca-sha256 %s "
+                                "--name NAME --root DIR\n",
+                                token.token.c_str(), token.agentUrl.c_str(), token.caSha256.c_str());
+                }
+                return kExitSuccess;
+            }
+            if (what == "list") {
+                std::printf("%-8s %-27s %-10s %s\n", "ID", "EXPIRES", "USES LEFT", "DESCRIPTION");
+                for (const auto& t : client.listJoinTokens()) {
+                    std::printf("%-8s %-27s %-10s %s\n", t.id.c_str(), t.expires.c_str(),
+                                t.usesLeft < 0 ? "unlimited" : std::to_string(t.usesLeft).c_str(),
+                                t.description.c_str());
+                }
+                return kExitSuccess;
+            }
+            if (what == "revoke") {
+                std::string id = args.next("token revoke ID");
+                if (!client.revokeJoinToken(id)) {
+                    std::fprintf(stderr, "rmctl: no token %s\n", id.substr(0, 6).c_str());
+                    return kExitFailed;
+                }
+                std::printf("revoked %s\n", id.substr(0, 6).c_str());
+                return kExitSuccess;
+            }
+            throw std::invalid_argument("token wants create, list or revoke");
+        }
+        if (command == "node") {
+            std::string what = args.next("node remove");
+            if (what != "remove") throw std::invalid_argument("node wants remove NAME");
+            std::string name = args.next("node remove NAME");
+            client.removeNode(name);
+            std::printf("removed %s: its certificate is refused from now on\n", name.c_str());
             return kExitSuccess;
         }
         throw std::invalid_argument("unknown command '" + command + "'");

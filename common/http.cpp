@@ -46,6 +46,30 @@ HttpResponse HttpRouter::route(const HttpRequest& request) const {
     return HttpResponse::text(404, "not found: " + request.path);
 }
 
+const std::vector<std::pair<std::string, std::string>>& securityHeaders() {
+    static const std::vector<std::pair<std::string, std::string>> headers{
+        {"X-Content-Type-Options", "nosniff"},
+        {"Content-Security-Policy",
+         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+        {"X-Frame-Options", "DENY"},
+        {"Referrer-Policy", "no-referrer"},
+    };
+    return headers;
+}
+
+const std::string& securityHeaderLines() {
+    static const std::string lines = [] {
+        std::string out;
+        for (const auto& [key, value] : securityHeaders()) {
+            if (!out.empty()) out += "\r\n";
+            out += key + ": " + value;
+        }
+        return out;
+    }();
+    return lines;
+}
+
 bool acceptsXmlOverHtml(const std::string& accept) {
     auto xml = accept.find("application/xml");
     if (xml == std::string::npos) xml = accept.find("text/xml");

@@ -15,6 +15,10 @@ struct HttpRequest {
     std::string accept;
     std::string clientAddress;
     std::string rangeHeader;  // raw "Range:" header, empty when absent
+    std::string user, password;  // HTTP Basic credentials, empty when absent
+    std::string peerIdentity;    // CN of the client's verified TLS certificate, empty when none
+    std::string host;            // raw "Host:" header (already checked: one of our names), or empty
+    std::string origin;          // raw "Origin:" header (already checked: our own), or empty
 };
 
 struct HttpResponse {
@@ -44,5 +48,12 @@ private:
 };
 
 bool acceptsXmlOverHtml(const std::string& accept);
+
+// The headers every response of our ports carries (pages, files, SOAP responses and faults):
+// no MIME sniffing, no framing, no referrer, and a Content-Security-Policy that lets our pages
+// use their inline <style> and style attributes and nothing else (no script, no form target).
+const std::vector<std::pair<std::string, std::string>>& securityHeaders();
+// The same as "Key: value" lines joined by CRLF, for gSOAP's http_extra_header.
+const std::string& securityHeaderLines();
 
 }  // namespace rm::common

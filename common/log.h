@@ -12,6 +12,12 @@ enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3 };
 
 LogLevel parseLogLevel(std::string_view text);  // throws std::invalid_argument
 
+// A value as Log::kv writes it: unchanged when it is plain printable text without space, quote,
+// `=` or backslash; otherwise in double quotes with `"` and `\` escaped by a backslash, \n \r \t
+// as such and every other control character (below 0x20, 0x7f, C1) or byte that is not UTF-8 as
+// \xHH. So one event is always exactly one line that splits unambiguously into key=value pairs.
+std::string escapeLogValue(std::string_view value);
+
 // A sink shared by every part of one daemon; cheap to pass by reference.
 class Logger {
 public:

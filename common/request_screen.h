@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace rm::common {
 
@@ -36,5 +38,29 @@ class RequestScreen {
     uint64_t bodyBytes_ = 0;
     std::string tail_;  // last bytes of the previous block: markers may straddle two reads
 };
+
+// Header checks against browsers (SPEC section 10): a web page can make a browser send a
+// request to our port (an HTML form, fetch(), DNS rebinding), but it cannot choose a SOAP
+// content type without a CORS preflight, nor forge the Origin and Host headers.
+
+// "Example.COM.:8080" -> "example.com", "[::1]:80" -> "::1": the lower-case host of an HTTP
+// authority, without brackets, port or one trailing dot; empty when malformed (a bad character,
+// a bad port, a user part, unbalanced brackets).
+std::string authorityHost(std::string_view authority);
+
+// A name as ServerOptions::serverNames holds it, lower case, brackets removed.
+std::string normalizeServerName(std::string_view name);
+
+// True when the Host header names one of `names` (normalized), whatever its port.
+bool isServerName(std::string_view hostHeader, const std::vector<std::string>& names);
+
+// True when `origin` (the Origin header) is the service's own: http or https, a host in
+// `names`, and either `port` (the port we listen on; the scheme's default when absent) or the
+// very host and port the request's Host header names (behind a proxy). "null" is never ours.
+bool isOwnOrigin(std::string_view origin, const std::vector<std::string>& names, int port,
+                 std::string_view hostHeader);
+
+// True for `text/xml` and `application/soap+xml`, in any case, with or without parameters.
+bool isSoapContentType(std::string_view contentType);
 
 }  // namespace rm::common

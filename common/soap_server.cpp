@@ -1,8 +1,11 @@
 #include "common/soap_server.h"
 
+#include "common/pki.h"
+#include "common/tls.h"
 #include "common/request_screen.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,9 +25,22 @@ struct SoapServer::WorkerContext {
     std::mutex socketMutex;  // guards `active` against reuse while stop() shuts it down
     SOAP_SOCKET active = SOAP_INVALID_SOCKET;
     std::string peer;
-    // Per-request headers gSOAP does not keep for us.
+    // Per-request headers gSOAP does not keep for us (cleared before each request).
     std::string accept;
     std::string range;
+    std::string host;
+    std::string origin;
+    std::string contentType;
+    int hostHeaders = 0;
+    int originHeaders = 0;
+    void clearRequestHeaders() {
+        accept.clear();
+        range.clear();
+        host.clear();
+        origin.clear();
+        contentType.clear();
+        hostHeaders = originHeaders = 0;
+    }
     int (*defaultParseHeader)(struct soap*, const char*, const char*) = nullptr;
     size_t (*defaultRecv)(struct soap*, char*, size_t) = nullptr;
     RequestScreen screen;
@@ -53,6 +69,74 @@ void parseListen(const std::string& listen, ServerOptions& options) {
     options.port = port;
 }
 
+namespace {
+
+bool isWildcardHost(const std::string& host) {
+    return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
+}
+
+// This machine's host name and canonical name, looked up once per process (the lookup may ask
+// DNS; hollow agents start hundreds of servers).
+const std::vector<std::string>& machineNames() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) != 0 || !*name) return out;
+        out.emplace_back(name);
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_flags = AI_CANONNAME;
+        addrinfo* found = nullptr;
+        if (::getaddrinfo(name, nullptr, &hints, &found) == 0 && found) {
+            if (found->ai_canonname && *found->ai_canonname) out.emplace_back(found->ai_canonname);
+            ::freeaddrinfo(found);
+        }
+        return out;
+    }();
+    return names;
+}
+
+std::vector<std::string> interfaceAddresses() {
+    std::vector<std::string> out;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return out;
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        if (i->ifa_addr->sa_family == AF_INET) {
+            auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+            if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof text)) out.emplace_back(text);
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            auto* in6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+            if (inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text)) out.emplace_back(text);
+        }
+    }
+    ::freeifaddrs(list);
+    return out;
+}
+
+std::string shown(const std::string& value) {
+    return value.size() > 100 ? value.substr(0, 100) + "..." : value;
+}
+
+}  // namespace
+
+std::vector<std::string> defaultServerNames(const std::string& listenHost) {
+    std::vector<std::string> names;
+    auto add = [&names](const std::string& name) {
+        std::string n = normalizeServerName(name);
+        if (!n.empty() && std::find(names.begin(), names.end(), n) == names.end())
+            names.push_back(std::move(n));
+    };
+    add(listenHost);  // a wildcard too: an IP literal cannot be rebound to another server
+    for (const char* loopback : {"localhost", "127.0.0.1", "::1"}) add(loopback);
+    for (const auto& name : machineNames()) add(name);
+    if (isWildcardHost(listenHost)) {
+        for (const auto& address : interfaceAddresses()) add(address);
+    }
+    return names;
+}
+
 void applyXmlLimits(struct soap* soap, const ServerOptions& options) {
     soap_set_imode(soap, SOAP_XML_STRICT | SOAP_C_UTFSTRING | SOAP_IO_KEEPALIVE);
     soap_set_omode(soap, SOAP_C_UTFSTRING | SOAP_IO_KEEPALIVE);
@@ -73,7 +157,19 @@ SoapServer::WorkerContext& workerOf(struct soap* soap) {
 }
 
 int onGet(struct soap* soap) {
-    return workerOf(soap).server->handleGet(soap, workerOf(soap));
+    return workerOf(soap).server->handleHttp(soap, workerOf(soap), "GET");
+}
+
+int onHead(struct soap* soap) {
+    return workerOf(soap).server->handleHttp(soap, workerOf(soap), "HEAD");
+}
+
+int onOptions(struct soap* soap) {
+    return workerOf(soap).server->handleHttp(soap, workerOf(soap), "OPTIONS");
+}
+
+int onDelete(struct soap* soap) {
+    return workerOf(soap).server->handleHttp(soap, workerOf(soap), "DELETE");
 }
 
 size_t onRecv(struct soap* soap, char* buffer, size_t size) {
@@ -85,10 +181,19 @@ size_t onRecv(struct soap* soap, char* buffer, size_t size) {
 
 int onHeader(struct soap* soap, const char* key, const char* value) {
     auto& worker = workerOf(soap);
-    if (!soap_tag_cmp(key, "Accept"))
+    if (!soap_tag_cmp(key, "Accept")) {
         worker.accept = value ? value : "";
-    else if (!soap_tag_cmp(key, "Range"))
+    } else if (!soap_tag_cmp(key, "Range")) {
         worker.range = value ? value : "";
+    } else if (!soap_tag_cmp(key, "Host")) {
+        worker.host = value ? value : "";
+        ++worker.hostHeaders;
+    } else if (!soap_tag_cmp(key, "Origin")) {
+        worker.origin = value ? value : "";
+        ++worker.originHeaders;
+    } else if (!soap_tag_cmp(key, "Content-Type")) {
+        worker.contentType = value ? value : "";
+    }
     return worker.defaultParseHeader(soap, key, value);
 }
 
@@ -133,6 +238,12 @@ ServerStats SoapServer::stats() const {
 }
 
 void SoapServer::start() {
+    names_.clear();
+    for (const auto& name : options_.serverNames.empty() ? defaultServerNames(options_.host)
+                                                          : options_.serverNames) {
+        std::string n = normalizeServerName(name);
+        if (!n.empty()) names_.push_back(std::move(n));
+    }
     struct soap* master = prototype_->context();
     applyXmlLimits(master, options_);
     master->bind_flags = SO_REUSEADDR;
@@ -171,6 +282,13 @@ void SoapServer::start() {
         struct soap* soap = worker->endpoint->context();
         soap->user = worker.get();
         soap->fget = onGet;
+        soap->fhead = onHead;
+        soap->fopt = onOptions;
+        soap->fdel = onDelete;
+        soap->x_frame_options = nullptr;  // ours (DENY) comes with securityHeaders()
+        // gSOAP answers any Origin with `Access-Control-Allow-Origin: *` unless told otherwise;
+        // cross-origin requests are refused instead, and no response invites a page to read it.
+        soap->cors_allow = nullptr;
         worker->defaultParseHeader = soap->fparsehdr;
         soap->fparsehdr = onHeader;
         worker->defaultRecv = soap->frecv;
@@ -179,7 +297,12 @@ void SoapServer::start() {
         workers_.push_back(std::move(worker));
     }
     acceptor_ = std::thread([this] { acceptLoop(); });
-    Log(logger_, LogLevel::info, "listening").kv("url", url()).kv("threads", options_.threads);
+    std::string names;
+    for (const auto& n : names_) names += (names.empty() ? "" : ",") + n;
+    Log(logger_, LogLevel::info, "listening")
+        .kv("url", url())
+        .kv("threads", options_.threads)
+        .kv("server_names", names);
 }
 
 void SoapServer::acceptLoop() {
@@ -224,6 +347,9 @@ void SoapServer::workerLoop(WorkerContext& worker) {
         }
         ++connections_;
         soap->socket = next.first;
+        // The peer's address, as soap_accept() set it on the master context (callers log it and
+        // the login rate limit is kept per peer).
+        soap_strcpy(soap->host, sizeof soap->host, next.second.c_str());
         if (!options_.tls.enabled() || soap_ssl_accept(soap) == SOAP_OK) {
             serveConnection(worker);
         } else {
@@ -231,7 +357,11 @@ void SoapServer::workerLoop(WorkerContext& worker) {
         }
         worker.endpoint->cleanup();
         std::lock_guard guard(worker.socketMutex);
+        // The connection is over whatever gSOAP thinks of keep-alive: closing it here must not
+        // leave the socket open (a kept-alive socket forgotten below would leak forever).
+        soap->keep_alive = 0;
         soap_closesock(soap);
+        if (soap_valid_socket(soap->socket)) soap_force_closesock(soap);
         soap->socket = SOAP_INVALID_SOCKET;
         worker.active = SOAP_INVALID_SOCKET;
     }
@@ -243,12 +373,24 @@ void SoapServer::serveConnection(WorkerContext& worker) {
     do {
         if (soap->keep_alive > 0 && soap->max_keep_alive > 0) soap->keep_alive--;
         worker.screen.reset();
+        worker.clearRequestHeaders();
         soap->status = 0;  // set again once a request line arrives
         soap_begin(soap);
-        if (soap_begin_recv(soap) || soap_envelope_begin_in(soap) || soap_recv_header(soap) ||
+        int received = soap_begin_recv(soap);
+        bool requestStarted =
+            soap->status == SOAP_POST || soap->status == SOAP_PUT || soap->status == SOAP_PATCH;
+        if (requestStarted && worker.screen.headerEnded()) {
+            // Before a byte of the body is parsed: a browser-made request is never dispatched.
+            Refusal refusal = screenHeaders(worker, true);
+            if (!refusal.reason.empty()) {
+                if (received == SOAP_OK) soap_http_skip_body(soap);  // read, so closing is clean
+                refuseRequest(soap, worker, refusal);
+                return;
+            }
+        }
+        soap->http_extra_header = securityHeaderLines().c_str();
+        if (received || soap_envelope_begin_in(soap) || soap_recv_header(soap) ||
             soap_body_begin_in(soap)) {
-            bool requestStarted =
-                soap->status == SOAP_POST || soap->status == SOAP_PUT || soap->status == SOAP_PATCH;
             if (!requestStarted) {
                 // A GET was answered (SOAP_STOP and above), or an idle keep-alive connection ended.
                 if (soap->error >= SOAP_STOP && soap->error != SOAP_POST) continue;
@@ -288,12 +430,51 @@ void SoapServer::refuseMalformedRequest(struct soap* soap, WorkerContext& worker
         .kv("peer", worker.peer)
         .kv("gsoap_error", error)
         .kv("reason", reason && *reason ? *reason : "");
+    soap->http_extra_header = securityHeaderLines().c_str();
     soap_send_fault(soap);
 }
 
-int SoapServer::handleGet(struct soap* soap, WorkerContext& worker) {
+SoapServer::Refusal SoapServer::screenHeaders(const WorkerContext& worker,
+                                              bool soapRequest) const {
+    // No Host header at all (HTTP/1.0, some scripts) is fine: browsers always send one.
+    if (worker.hostHeaders > 1) return {400, "the request has more than one Host header"};
+    if (worker.hostHeaders == 1 && !worker.host.empty() && !isServerName(worker.host, names_)) {
+        return {421, "Host '" + shown(worker.host) +
+                         "' is not a name of this service (refused: DNS rebinding defence)"};
+    }
+    if (worker.originHeaders > 1) return {403, "the request has more than one Origin header"};
+    if (worker.originHeaders == 1 && !isOwnOrigin(worker.origin, names_, port_, worker.host)) {
+        return {403, "cross-origin request refused: Origin '" + shown(worker.origin) +
+                         "' is not this service's own"};
+    }
+    if (soapRequest && !isSoapContentType(worker.contentType)) {
+        return {415, "a SOAP request needs Content-Type text/xml (SOAP 1.1) or "
+                     "application/soap+xml (SOAP 1.2), not '" +
+                         shown(worker.contentType) + "'"};
+    }
+    return {};
+}
+
+void SoapServer::refuseRequest(struct soap* soap, WorkerContext& worker, const Refusal& refusal) {
+    Log(logger_, LogLevel::info, "request_refused")
+        .kv("peer", worker.peer)
+        .kv("status", refusal.status)
+        .kv("host", worker.host)
+        .kv("origin", worker.origin)
+        .kv("reason", refusal.reason);
+    if (soap->version == 0) soap->version = 1;  // no envelope was read: answer in SOAP 1.1
+    soap_sender_fault(soap, refusal.reason.c_str(), nullptr);
+    soap->error = refusal.status;  // the HTTP status of the fault's response
+    soap->keep_alive = 0;
+    soap->http_extra_header = securityHeaderLines().c_str();
+    soap_send_fault(soap);
+}
+
+int SoapServer::handleHttp(struct soap* soap, WorkerContext& worker, const std::string& method) {
     ++httpGets_;
+    Refusal refusal = screenHeaders(worker, false);
     HttpRequest request;
+    request.method = method == "HEAD" ? "GET" : method;
     std::string raw = soap->path;
     auto q = raw.find('?');
     request.path = percentDecode(raw.substr(0, q));
@@ -302,31 +483,68 @@ int SoapServer::handleGet(struct soap* soap, WorkerContext& worker) {
     request.accept = worker.accept;
     request.rangeHeader = worker.range;
     request.clientAddress = worker.peer;
-    worker.accept.clear();
-    worker.range.clear();
+    request.peerIdentity = common::verifiedPeerIdentity(soap);
+    request.user = soap->userid ? soap->userid : "";
+    request.password = soap->passwd ? soap->passwd : "";
+    request.host = worker.host;
+    request.origin = worker.origin;
 
     HttpResponse response;
-    try {
-        response = router_.route(request);
-    } catch (const std::exception& e) {
-        Log(logger_, LogLevel::error, "http_handler_failed")
+    if (!refusal.reason.empty()) {
+        Log(logger_, LogLevel::info, "request_refused")
+            .kv("peer", worker.peer)
+            .kv("status", refusal.status)
+            .kv("method", method)
             .kv("path", request.path)
-            .kv("error", e.what());
-        response = HttpResponse::text(500, std::string("internal error: ") + e.what());
+            .kv("host", worker.host)
+            .kv("origin", worker.origin)
+            .kv("reason", refusal.reason);
+        response = HttpResponse::text(refusal.status, refusal.reason);
+    } else if (method == "OPTIONS") {
+        response = HttpResponse::text(200, "");
+        response.body.clear();
+        response.headers.emplace_back("Allow", "GET, HEAD, POST, OPTIONS");
+    } else if (method == "DELETE") {
+        response = HttpResponse::text(405, "method not allowed: use GET, or POST for SOAP");
+        response.headers.emplace_back("Allow", "GET, HEAD, POST, OPTIONS");
+    } else {
+        try {
+            response = router_.route(request);
+        } catch (const std::exception& e) {
+            Log(logger_, LogLevel::error, "http_handler_failed")
+                .kv("peer", worker.peer)
+                .kv("path", request.path)
+                .kv("error", e.what());
+            response = HttpResponse::text(500, std::string("internal error: ") + e.what());
+        }
     }
     std::string extra;
-    for (const auto& [key, value] : response.headers) {
+    auto addHeader = [&extra](const std::string& key, const std::string& value) {
         if (!extra.empty()) extra += "\r\n";
         extra += key + ": " + value;
+    };
+    auto sameKey = [](const std::string& a, const std::string& b) {
+        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) ==
+                          std::tolower(static_cast<unsigned char>(y));
+               });
+    };
+    for (const auto& [key, value] : response.headers) addHeader(key, value);
+    for (const auto& [key, value] : securityHeaders()) {
+        bool own = std::any_of(response.headers.begin(), response.headers.end(),
+                               [&](const auto& h) { return sameKey(h.first, key); });
+        if (!own) addHeader(key, value);  // a handler's own policy wins
     }
     soap->http_content = response.contentType.c_str();
     soap->http_extra_header = extra.empty() ? nullptr : extra.c_str();
     // A known length keeps the connection reusable (keep-alive) without chunking.
     soap->length = response.body.size();
     soap->omode = (soap->omode & ~SOAP_IO) | SOAP_IO_BUFFER;
+    const bool withBody = method != "HEAD";  // HEAD: the GET's headers (but Content-Length 0)
     int status = response.status == 200 ? SOAP_FILE : SOAP_FILE + response.status;
     if (soap_response(soap, status) ||
-        soap_send_raw(soap, response.body.data(), response.body.size()) || soap_end_send(soap)) {
+        (withBody && soap_send_raw(soap, response.body.data(), response.body.size())) ||
+        soap_end_send(soap)) {
         soap->http_extra_header = nullptr;
         return soap->error;
     }

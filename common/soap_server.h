@@ -1,6 +1,10 @@
 // One port, two protocols: SOAP POSTs go to a gSOAP-generated service, GETs to an HttpRouter.
 // A pool of worker threads serves accepted connections with keep-alive; every context applies
 // strict XML parsing and bounds on size, depth, element counts and time.
+// Against browsers (SPEC section 10): a Host that is not one of ServerOptions::serverNames is
+// refused (421), a foreign Origin too (403), and a SOAP request whose Content-Type is not text/xml
+// or application/soap+xml (415), before it is dispatched; every response carries
+// securityHeaders() (common/http.h) and no CORS permission.
 #pragma once
 
 #include <stdsoap2.h>
@@ -40,10 +44,19 @@ struct ServerOptions {
     size_t maxOccurs = 100000;
     size_t maxQueuedConnections = 1024;
     TlsOptions tls;
+    // The names a request's Host header (and Origin) may use: anything else is refused, which
+    // defeats DNS rebinding. Empty: defaultServerNames(host).
+    std::vector<std::string> serverNames;
 };
 
 // Parses "host:port" (IPv4, name, or [v6]) into options; throws UsageError-like runtime_error.
 void parseListen(const std::string& listen, ServerOptions& options);
+
+// The names of a service listening on `listenHost`: that host unless it is a wildcard,
+// localhost, 127.0.0.1 and ::1; for a wildcard (0.0.0.0, ::, empty) also this machine's host
+// name, its canonical name and the addresses of its interfaces. Normalized (lower case, no
+// brackets).
+std::vector<std::string> defaultServerNames(const std::string& listenHost);
 
 // Applies the strictness and bounds every gSOAP context of ours must have, server or client.
 void applyXmlLimits(struct soap* soap, const ServerOptions& options);
@@ -102,7 +115,8 @@ class SoapServer {
 
     // Used by the gSOAP callbacks.
     struct WorkerContext;
-    int handleGet(struct soap* soap, WorkerContext& worker);
+    // GET and HEAD go to the router; OPTIONS and DELETE get a plain answer. `method` as sent.
+    int handleHttp(struct soap* soap, WorkerContext& worker, const std::string& method);
 
   private:
     void acceptLoop();
@@ -111,12 +125,21 @@ class SoapServer {
     // that is cut short, is not XML or carries a DTD gets a SOAP fault instead of a silent close.
     void serveConnection(WorkerContext& worker);
     void refuseMalformedRequest(struct soap* soap, WorkerContext& worker);
+    // Host, Origin (and for a SOAP request Content-Type) against what browsers can be made to
+    // send; an empty reason lets the request through, otherwise `status` says how to refuse it.
+    struct Refusal {
+        int status = 0;
+        std::string reason;
+    };
+    Refusal screenHeaders(const WorkerContext& worker, bool soapRequest) const;
+    void refuseRequest(struct soap* soap, WorkerContext& worker, const Refusal& refusal);
 
     ServerOptions options_;
     std::unique_ptr<SoapEndpoint> prototype_;
     HttpRouter router_;
     Logger& logger_;
     int port_ = 0;
+    std::vector<std::string> names_;  // normalized serverNames
 
     std::atomic<bool> running_{false};
     std::mutex queueMutex_;

@@ -39,4 +39,21 @@ Clock::time_point fromUnixMillis(int64_t ms) {
     return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
 }
 
+std::optional<std::chrono::seconds> parseDuration(const std::string& text) {
+    if (text.empty() || text.size() > 20) return std::nullopt;
+    size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;
+    int64_t value = std::stoll(text.substr(0, digits));
+    std::string unit = text.substr(digits);
+    int64_t scale = 0;
+    if (unit.empty() || unit == "s") scale = 1;
+    else if (unit == "m") scale = 60;
+    else if (unit == "h") scale = 3600;
+    else if (unit == "d") scale = 86400;
+    else return std::nullopt;
+    if (value <= 0 || value > 100LL * 365 * 86400 / scale) return std::nullopt;
+    return std::chrono::seconds(value * scale);
+}
+
 }  // namespace rm::common

@@ -1,6 +1,11 @@
 #include "common/tls.h"
 
+#include "common/pki.h"
+
 #include <Poco/Net/RejectCertificateHandler.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <Poco/Net/SSLManager.h>
 #include <stdsoap2.h>
 
@@ -38,6 +43,7 @@ void configureTlsClient(struct soap* soap, const TlsClientOptions& options) {
         throw std::runtime_error("TLS client setup failed (check the key '" + options.keyFile +
                                  "' and CA '" + options.caFile + "' files): " + buf);
     }
+    if (!options.expectedIdentity.empty()) expectPeerIdentity(soap, options.expectedIdentity);
 }
 
 Poco::Net::Context::Ptr makeTlsClientContext(const TlsClientOptions& options) {
@@ -56,6 +62,7 @@ Poco::Net::Context::Ptr makeTlsClientContext(const TlsClientOptions& options) {
                                  "' and CA '" + options.caFile + "' files): " + e.displayText());
     }
     context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+    if (!options.expectedIdentity.empty()) context->enableExtendedCertificateVerification(false);
     refuseInvalidCertificates(context);
     return context;
 }
@@ -85,7 +92,89 @@ TlsOptions loadTlsOptions(const Settings& s) {
 }
 
 TlsClientOptions clientSideOf(const TlsOptions& server) {
-    return {server.keyFile, server.caFile, server.password};
+    return {server.keyFile, server.caFile, server.password, {}};
+}
+
+std::string verifiedPeerIdentity(struct soap* soap) {
+    if (!soap || !soap->ssl) return {};
+    if (SSL_get_verify_result(soap->ssl) != X509_V_OK) return {};
+    X509* peer = SSL_get1_peer_certificate(soap->ssl);
+    if (!peer) return {};
+    std::string pem;
+    if (BIO* bio = BIO_new(BIO_s_mem())) {
+        if (PEM_write_bio_X509(bio, peer)) {
+            char* data = nullptr;
+            long size = BIO_get_mem_data(bio, &data);
+            pem.assign(data, static_cast<size_t>(size));
+        }
+        BIO_free(bio);
+    }
+    X509_free(peer);
+    try {
+        return pki::inspectCertificate(pem).commonName;
+    } catch (const pki::PkiError&) {
+        return {};
+    }
+}
+
+namespace {
+
+constexpr const char* kPluginId = "rm-peer-identity";
+
+struct IdentityPlugin {
+    std::string expected;
+    SOAP_SOCKET (*defaultOpen)(struct soap*, const char*, const char*, int) = nullptr;
+};
+
+SOAP_SOCKET openChecked(struct soap* soap, const char* endpoint, const char* host, int port) {
+    auto* plugin = static_cast<IdentityPlugin*>(soap_lookup_plugin(soap, kPluginId));
+    SOAP_SOCKET s = plugin->defaultOpen(soap, endpoint, host, port);
+    if (!soap_valid_socket(s) || !soap->ssl) return s;
+    std::string actual = verifiedPeerIdentity(soap);
+    if (actual == plugin->expected) return s;
+    soap->socket = s;
+    soap->fclose(soap);
+    soap->socket = SOAP_INVALID_SOCKET;
+    std::string message = "TLS peer " + std::string(host ? host : "?") + ":" + std::to_string(port) +
+                          " presented identity '" + actual.substr(0, 128) + "', expected '" +
+                          plugin->expected + "'";
+    soap_set_receiver_error(soap, "TLS peer identity mismatch", soap_strdup(soap, message.c_str()),
+                            SOAP_SSL_ERROR);
+    return SOAP_INVALID_SOCKET;
+}
+
+void deletePlugin(struct soap*, struct soap_plugin* p) {
+    delete static_cast<IdentityPlugin*>(p->data);
+}
+
+int copyPlugin(struct soap*, struct soap_plugin* dst, struct soap_plugin* src) {
+    dst->data = new IdentityPlugin(*static_cast<IdentityPlugin*>(src->data));
+    return SOAP_OK;
+}
+
+int createPlugin(struct soap* soap, struct soap_plugin* p, void* arg) {
+    auto* data = new IdentityPlugin;
+    data->expected = *static_cast<const std::string*>(arg);
+    data->defaultOpen = soap->fopen;
+    p->id = kPluginId;
+    p->data = data;
+    p->fcopy = copyPlugin;
+    p->fdelete = deletePlugin;
+    soap->fopen = openChecked;
+    return SOAP_OK;
+}
+
+}  // namespace
+
+void expectPeerIdentity(struct soap* soap, const std::string& identity) {
+    soap->ssl_flags |= SOAP_SSL_SKIP_HOST_CHECK;
+    if (auto* plugin = static_cast<IdentityPlugin*>(soap_lookup_plugin(soap, kPluginId))) {
+        plugin->expected = identity;
+        return;
+    }
+    std::string arg = identity;
+    if (soap_register_plugin_arg(soap, createPlugin, &arg) != SOAP_OK)
+        throw std::runtime_error("cannot register the peer identity check on a gSOAP context");
 }
 
 }  // namespace rm::common

@@ -20,7 +20,7 @@ done
 
 echo "== configuring and building the fuzz targets in $build/ (clang, ASan+UBSan+libFuzzer) =="
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRM_FUZZ=ON \
-  -DRM_TESTS=OFF -DRM_BENCH=OFF -DRM_COMPONENTS="reports;deployer;agent;fuzz" >/dev/null
+  -DRM_TESTS=OFF -DRM_BENCH=OFF -DRM_COMPONENTS="common;reports;deployer;agent;fuzz" >/dev/null
 cmake --build "$build" --target fuzzers -j"$jobs"
 
 # Corpus copies, crash artifacts and logs of this run; kept (and printed) when something failed.

@@ -9,6 +9,7 @@ packages=(
   gsoap libgsoap-dev               # SOAP engine and wsdl2h/soapcpp2
   libpugixml-dev libpoco-dev libssl-dev libsqlite3-dev sqlite3 libarchive-dev
   libboost-test-dev
+  libsodium-dev                    # Argon2id password hashes of the users file
   libxml2-utils                    # xmllint: XSD validation in tests
   python3 python3-zeep             # a generic SOAP client for interoperability tests
   clang libclang-rt-14-dev         # libFuzzer targets and sanitizer runtime
@@ -25,4 +26,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+# The unprivileged system user node agents started as root run package code as (node-agent
+# --run-as, default rm-svc): packages never run as root.
+if ! getent passwd rm-svc >/dev/null; then
+  echo "setup: creating the system user rm-svc"
+  $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin rm-svc
 fi

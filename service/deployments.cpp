@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "common/soap_server.h"
+#include "common/pki.h"
+#include "common/tls.h"
 #include "common/time_util.h"
 #include "soapDeployerBindingProxy.h"
 
@@ -207,8 +209,16 @@ void touchSession(common::Database::Lock& db, const std::string& sessionId, int6
 }  // namespace
 
 Deployments::Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults,
-                         common::TlsClientOptions tls)
-    : store_(store), logger_(logger), faults_(faults), tls_(std::move(tls)) {}
+                         common::TlsClientOptions tls, std::string callbackSecret)
+    : store_(store),
+      logger_(logger),
+      faults_(faults),
+      tls_(std::move(tls)),
+      callbackSecret_(callbackSecret.empty() ? common::pki::randomHex(32) : std::move(callbackSecret)) {}
+
+std::string Deployments::sealCallbackId(const std::string& base) const {
+    return base + "-" + common::pki::hmacSha256Hex(callbackSecret_, base).substr(0, 24);
+}
 
 Deployments::~Deployments() = default;
 
@@ -227,6 +237,7 @@ void Deployments::deploy(const Session& session, const SessionService& service,
             q.bind(1, session.id).bind(2, service.seq);
             if (q.step() && q.integer(0) > 0) callbackId += "-r" + std::to_string(q.integer(0));
         }
+        callbackId = sealCallbackId(callbackId);
         insertOutboxCall(db, callbackId, session.id, service.seq, node, "Deploy", now);
         int seq = 0;
         for (const auto& p : service.plan.resolvedDependencies) {
@@ -250,7 +261,7 @@ void Deployments::undeploy(const Session& session, const std::vector<SessionServ
     if (services.empty()) return;
     // One call per node and session: named after the first service, so a retried planning step
     // finds the same outbox entry.
-    std::string callbackId = session.id + "-u" + std::to_string(services.front().seq);
+    std::string callbackId = sealCallbackId(session.id + "-u" + std::to_string(services.front().seq));
     int64_t now = common::nowMillis();
     size_t packageCount = 0;
     store_.database().transaction([&](common::Database::Lock& db) {
@@ -337,9 +348,9 @@ Deployments::ReportOutcome Deployments::applyReport(const std::string& callbackI
         bool isUndeploy = false;
         {
             auto& q = db.prepare(
-                "SELECT session_id, service_seq, report_seq, call_state, kind FROM deployments "
-                "WHERE callback_id = ? "
-                "AND node_id = ?");
+                "SELECT d.session_id, d.service_seq, d.report_seq, d.call_state, d.kind, "
+                "COALESCE(d.report_status, ''), s.status FROM deployments d JOIN sessions s ON "
+                "s.id = d.session_id WHERE d.callback_id = ? AND d.node_id = ?");
             q.bind(1, callbackId).bind(2, nodeId);
             if (!q.step()) return;
             sessionId = q.text(0);
@@ -347,6 +358,12 @@ Deployments::ReportOutcome Deployments::applyReport(const std::string& callbackI
             isUndeploy = q.text(4) == "Undeploy";
             if (sequence <= q.integer(2) || q.text(3) == "ABANDONED") {
                 outcome = ReportOutcome::Duplicate;
+                return;
+            }
+            // A closed report is final, and a closed session's report is history: nothing sent
+            // later may rewrite either.
+            if (q.text(5) == "CLOSED" || q.text(6) == "CLOSED") {
+                outcome = ReportOutcome::Closed;
                 return;
             }
         }
@@ -627,8 +644,11 @@ DeployerBindingProxy& Deployments::laneProxy(size_t lane) {
 
 namespace {
 
-DeployerBindingProxy& aimAt(DeployerBindingProxy& proxy, const std::string& endpoint) {
+DeployerBindingProxy& aimAt(DeployerBindingProxy& proxy, const std::string& endpoint,
+                            const std::string& nodeId) {
     proxy.destroy();
+    // The agent must prove it is the node it registered as, whatever answers at that address.
+    common::expectPeerIdentity(proxy.soap, nodeId);
     // The pending call outlives the exchange, so its endpoint string can be lent to gSOAP.
     proxy.soap_endpoint = endpoint.c_str();
     return proxy;
@@ -661,7 +681,7 @@ bool Deployments::sendDeploy(const PendingCall& call, const std::string& manager
         error = "service vanished";
         return false;
     }
-    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint);
+    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint, call.nodeId);
     _rm__Deploy request;
     request.callbackID = call.callbackId;
     request.targetScope = session->scope;
@@ -690,7 +710,7 @@ bool Deployments::sendUndeploy(const PendingCall& call, const std::string& manag
         error = "session vanished";
         return false;
     }
-    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint);
+    DeployerBindingProxy& proxy = aimAt(agent, call.endpoint, call.nodeId);
     _rm__Undeploy request;
     request.callbackID = call.callbackId;
     request.targetScope = session->scope;

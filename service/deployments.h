@@ -31,9 +31,11 @@ struct NodePackageReport {
 class Deployments {
 public:
     // `faults`: rm.before/after_deploy_send and rm.mid_report_commit; nullptr: none.
-    // `tls`: what the RM presents and trusts when it calls https:// agents (mutual TLS).
+    // `tls`: what the RM presents and trusts when it calls https:// agents (mutual TLS; each
+    // agent must show the certificate of the node it registered as). `callbackSecret` keys the
+    // callback IDs, so that nobody can derive them from public report IDs.
     Deployments(ScopeStore& store, common::Logger& logger, common::FaultPoints* faults = nullptr,
-                common::TlsClientOptions tls = {});
+                common::TlsClientOptions tls = {}, std::string callbackSecret = {});
     ~Deployments();
 
     // Records that `service` goes to `node` (outbox entry, packages WAITING, service DEPLOYING).
@@ -49,7 +51,8 @@ public:
     // True when every node of the session has closed its report or was given up.
     bool allNodesClosed(const std::string& sessionId);
 
-    enum class ReportOutcome { Applied, Duplicate, Unknown };
+    // Closed: the deployment (or its session) was already closed; the report changes nothing.
+    enum class ReportOutcome { Applied, Duplicate, Unknown, Closed };
     // Merges one node report; returns the session it belongs to through `sessionId`.
     ReportOutcome applyReport(const std::string& callbackId, const std::string& nodeId, int64_t sequence,
                               const std::string& status, const std::vector<NodePackageReport>& packages,
@@ -95,6 +98,10 @@ private:
     common::Logger& logger_;
     common::FaultPoints* faults_ = nullptr;
     common::TlsClientOptions tls_;
+    std::string callbackSecret_;
+    // `base` followed by a keyed hash of it: deterministic (a retried planning step finds the
+    // same outbox entry) yet unguessable.
+    std::string sealCallbackId(const std::string& base) const;
     // One per dispatch lane; only the dispatcher (and its lanes, each with its own) uses them.
     std::vector<std::unique_ptr<DeployerBindingProxy>> proxies_;
     std::mutex mutex_;

@@ -56,7 +56,7 @@ std::optional<std::string> validateResources(const std::vector<ResourceKey>& res
                                              size_t maxItems) {
     if (resources.size() > maxItems) {
         return "too many resources in one request (" + std::to_string(resources.size()) +
-               "; at most " + std::to_string(maxItems) + ")";
+               "; at most " + std::to_string(maxItems) + ", set by --max-items); nothing was changed: split it";
     }
     std::set<std::pair<std::string, std::string>> seen;
     const auto& types = knownResourceTypes();

@@ -16,12 +16,19 @@ namespace rm::service {
 
 struct RmConfig {
     std::string scope;
-    common::ServerOptions server;
+    common::ServerOptions server;       // the operator port (--listen)
+    common::ServerOptions agentServer;  // the agent port (--agent-listen), TLS with the scope CA
+    std::chrono::seconds nodeCertificateTtl{30LL * 24 * 3600};
+    bool insecure = false;  // serve people off loopback without users or TLS (logged every start)
     std::filesystem::path stateDir;
     std::filesystem::path repositoryDir;
     std::filesystem::path wsdlFile;
     std::filesystem::path usersFile;
     size_t maxItems = 10000;
+    int64_t maxResources = 100000;          // --max-resources (see SessionLimits)
+    int64_t maxOpenSessions = 1000;         // --max-open-sessions
+    int64_t maxSessionsKept = 10000;        // --max-sessions-kept
+    int64_t maxReportBytes = 8 * 1024 * 1024;  // --max-report-bytes
     std::chrono::milliseconds sessionTimeout{600000};
     std::chrono::milliseconds heartbeatInterval{2000};
     std::chrono::milliseconds nodeLostAfter{10000};
@@ -52,6 +59,7 @@ private:
     std::unique_ptr<common::FaultPoints> faults_;
     engine::Engine engine_;
     int boundPort_ = 0;  // kept across restarts of the api worker so the URL stays valid
+    int boundAgentPort_ = 0;
     bool announced_ = false;
 };
 

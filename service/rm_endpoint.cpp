@@ -51,16 +51,15 @@ std::string ResourceManagerEndpoint::caller() const {
 int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRequest* request,
                                          std::string& reportId) {
     auto& ctx = *context_;
+    if (int rc = onlyOperatorPort(std::string(toString(operation)).c_str())) return rc;
     if (!request) return fault(Fault::InvalidRequest, "empty request");
     if (request->targetScope != ctx.scope) {
         return fault(Fault::InvalidScope, "target scope '" + request->targetScope.substr(0, 200) +
                                               "' is not managed here; this Resource Manager manages " +
                                               ctx.scope);
     }
-    if (auto denied = ctx.access.check(soap->userid, soap->passwd, ctx.scope)) {
-        Log(ctx.logger, LogLevel::warn, "access_denied").kv("caller", caller()).kv("reason", *denied);
-        return fault(Fault::AccessDenied, *denied);
-    }
+    if (int rc = authorize(Role::Operator)) return rc;
+    if (auto refused = ctx.processor.refuseNewSession(operation)) return fault(Fault::InvalidRequest, *refused);
     std::vector<ResourceKey> resources;
     if (request->resources) {
         for (const auto* item : request->resources->resource) {
@@ -92,7 +91,11 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
             software.push_back(std::move(p));
             ++index;
         }
-        if (software.size() > ctx.maxItemsPerRequest) return fault(Fault::InvalidRequest, "too many services in one request");
+        if (software.size() > ctx.maxItemsPerRequest) {
+            return fault(Fault::InvalidRequest, "too many services in one request (" + std::to_string(software.size()) +
+                                                    "; at most " + std::to_string(ctx.maxItemsPerRequest) +
+                                                    ", set by --max-items); nothing was changed: split it");
+        }
     }
     if (resources.empty() && software.empty()) {
         return fault(Fault::InvalidRequest,
@@ -116,6 +119,7 @@ int ResourceManagerEndpoint::openSession(SessionOperation operation, rm__ScopeRe
         auto index = ctx.repository();
         for (const auto& item : software) session.services.push_back(planService(*index, item));
     }
+    if (auto refused = ctx.processor.refuseSession(session)) return fault(Fault::InvalidRequest, *refused);
     try {
         ctx.store.createSession(session);
     } catch (const std::exception& e) {
@@ -150,13 +154,15 @@ int ResourceManagerEndpoint::RemoveResources(rm__ScopeRequest* request,
 
 int ResourceManagerEndpoint::DisposeScope(_rm__DisposeScope* request, _rm__DisposeScopeResponse& response) {
     auto& ctx = *context_;
+    if (int rc = onlyOperatorPort("DisposeScope")) return rc;
     if (!request || request->targetScope != ctx.scope) {
         return fault(Fault::InvalidScope,
                      "target scope '" + (request ? request->targetScope.substr(0, 200) : std::string()) +
                          "' is not managed here; this Resource Manager manages " + ctx.scope);
     }
-    if (auto denied = ctx.access.check(soap->userid, soap->passwd, ctx.scope)) {
-        return fault(Fault::AccessDenied, *denied);
+    if (int rc = authorize(Role::Operator)) return rc;
+    if (auto refused = ctx.processor.refuseNewSession(SessionOperation::DisposeScope)) {
+        return fault(Fault::InvalidRequest, *refused);
     }
     NewSession session;
     session.id = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
@@ -167,6 +173,7 @@ int ResourceManagerEndpoint::DisposeScope(_rm__DisposeScope* request, _rm__Dispo
     session.resources = ctx.store.resourcesInScope();
     RemovalRequest everything{{}, session.resources, true};
     session.services = planRemoval(removalInputs(ctx.store, everything), everything);
+    if (auto refused = ctx.processor.refuseSession(session)) return fault(Fault::InvalidRequest, *refused);
     ctx.store.createSession(session);
     ctx.processor.submit(session.id);
     Log(ctx.logger, LogLevel::info, "session_opened")
@@ -178,6 +185,8 @@ int ResourceManagerEndpoint::DisposeScope(_rm__DisposeScope* request, _rm__Dispo
 }
 
 int ResourceManagerEndpoint::GetReport(_rm__GetReport* request, _rm__GetReportResponse& response) {
+    if (int rc = onlyOperatorPort("GetReport")) return rc;
+    if (int rc = authorize(Role::Reader)) return rc;
     if (!request || !isValidIdentifier(request->reportID)) {
         return fault(Fault::NoSuchReport, "no report with that ID");
     }
@@ -197,6 +206,8 @@ int ResourceManagerEndpoint::GetReport(_rm__GetReport* request, _rm__GetReportRe
 
 int ResourceManagerEndpoint::ListResources(_rm__ListResources* request,
                                            _rm__ListResourcesResponse& response) {
+    if (int rc = onlyOperatorPort("ListResources")) return rc;
+    if (int rc = authorize(Role::Reader)) return rc;
     std::optional<std::string> type;
     std::optional<ResourceState> state;
     if (request && request->type) type = *request->type;
@@ -224,10 +235,13 @@ int ResourceManagerEndpoint::ListResources(_rm__ListResources* request,
 
 int ResourceManagerEndpoint::RegisterNode(_rm__RegisterNode* request, _rm__RegisterNodeResponse& response) {
     auto& ctx = *context_;
+    std::string nodeId;
+    if (int rc = onlyNode("RegisterNode", request ? request->ID : "", nodeId)) return rc;
+    // Agents serve their Deployer port over TLS only: the RM never sends a Deploy in clear.
     if (!request || !isValidIdentifier(request->ID) || !isValidName(request->name) ||
-        !isValidEndpoint(request->endpoint)) {
+        !isValidEndpoint(request->endpoint) || request->endpoint.rfind("https://", 0) != 0) {
         return fault(Fault::Generic,
-                     "RegisterNode needs a valid node ID, a name of [A-Za-z0-9._-] and an http(s) endpoint");
+                     "RegisterNode needs a valid node ID, a name of [A-Za-z0-9._-] and an https:// endpoint");
     }
     NodeRegistration node;
     node.id = request->ID;
@@ -258,6 +272,8 @@ int ResourceManagerEndpoint::RegisterNode(_rm__RegisterNode* request, _rm__Regis
 }
 
 int ResourceManagerEndpoint::Heartbeat(_rm__Heartbeat* request, _rm__HeartbeatResponse& response) {
+    std::string nodeId;
+    if (int rc = onlyNode("Heartbeat", request ? request->ID : "", nodeId)) return rc;
     if (!request || !isValidIdentifier(request->ID)) return fault(Fault::Generic, "Heartbeat needs a valid node ID");
     int running = request->summary ? request->summary->runningInstances : 0;
     double load = request->summary ? request->summary->load : 0;
@@ -271,6 +287,8 @@ int ResourceManagerEndpoint::Heartbeat(_rm__Heartbeat* request, _rm__HeartbeatRe
 
 int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendReportResponse& response) {
     auto& ctx = *context_;
+    std::string nodeId;
+    if (int rc = onlyNode("SendReport", request ? request->ID : "", nodeId)) return rc;
     if (!request || !isValidIdentifier(request->callbackID) || !isValidIdentifier(request->ID) || !request->report ||
         (request->report->Status != "OPEN" && request->report->Status != "CLOSED")) {
         return fault(Fault::Generic, "SendReport needs a callbackID, a node ID and a report with Status OPEN or CLOSED");
@@ -294,9 +312,19 @@ int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendRepor
         soap_receiver_fault(soap, "the report could not be recorded durably; send it again later", nullptr);
         return SOAP_FAULT;
     }
-    if (outcome == Deployments::ReportOutcome::Unknown) {
-        return fault(Fault::Generic, "no deployment with callbackID '" + request->callbackID.substr(0, 100) +
-                                         "' is known here for node " + request->ID.substr(0, 100));
+    if (outcome == Deployments::ReportOutcome::Unknown || outcome == Deployments::ReportOutcome::Closed) {
+        std::string why = outcome == Deployments::ReportOutcome::Unknown
+                              ? "no deployment with callbackID '" + request->callbackID.substr(0, 100) +
+                                    "' is known here for node " + nodeId
+                              : "deployment '" + request->callbackID.substr(0, 100) +
+                                    "' is closed: its report is final and is not changed";
+        Log(ctx.logger, LogLevel::warn, "node_report_refused")
+            .kv("peer", soap->host)
+            .kv("node", nodeId)
+            .kv("callback", request->callbackID.substr(0, 100))
+            .kv("reason", why);
+        // InvalidRequestFault: final, the agent drops the report instead of resending it.
+        return fault(Fault::InvalidRequest, why);
     }
     if (outcome == Deployments::ReportOutcome::Applied) {
         ctx.reports.invalidate(sessionId);
@@ -313,6 +341,8 @@ int ResourceManagerEndpoint::SendReport(_rm__SendReport* request, _rm__SendRepor
 }
 
 int ResourceManagerEndpoint::ListNodes(_rm__ListNodes*, _rm__ListNodesResponse& response) {
+    if (int rc = onlyOperatorPort("ListNodes")) return rc;
+    if (int rc = authorize(Role::Reader)) return rc;
     for (const auto& node : context_->store.nodeStatuses()) {
         auto* out = soap_new_rm__NodeInfo(soap);
         out->ID = node.record.id;

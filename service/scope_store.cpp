@@ -1,5 +1,6 @@
 #include "service/scope_store.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "common/time_util.h"
@@ -166,6 +167,31 @@ WHERE d.kind = 'Deploy' AND d.report_status = 'CLOSED'
     AND p.status IN ('RUNNING', 'ACTIVATED', 'NOTVERIFIED', 'ALREADYDEPLOYED')
 ORDER BY d.report_at, p.seq;
 )sql",
+    // Bounded state (limits and paging): resource counts per state kept by triggers, so a limit
+    // check or a page header reads a handful of rows instead of counting the table; and each
+    // session's item count, so the list of recent reports counts nothing. (No index over the
+    // resources in the scope: adding it to the per-item writes doubled the cost of a fill.)
+    R"sql(
+CREATE TABLE resource_counts (
+    state TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO resource_counts(state, n) SELECT state, COUNT(*) FROM resources GROUP BY state;
+CREATE TRIGGER resources_counted_insert AFTER INSERT ON resources BEGIN
+    INSERT INTO resource_counts(state, n) VALUES (new.state, 1)
+        ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER resources_counted_delete AFTER DELETE ON resources BEGIN
+    UPDATE resource_counts SET n = n - 1 WHERE state = old.state;
+END;
+CREATE TRIGGER resources_counted_update AFTER UPDATE OF state ON resources
+    WHEN old.state <> new.state BEGIN
+    UPDATE resource_counts SET n = n - 1 WHERE state = old.state;
+    INSERT INTO resource_counts(state, n) VALUES (new.state, 1)
+        ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+ALTER TABLE sessions ADD COLUMN items INTEGER NOT NULL DEFAULT -1;
+)sql",
 };
 
 std::string stateName(ResourceState s) { return std::string(toString(s)); }
@@ -217,7 +243,7 @@ void ScopeStore::createSession(const NewSession& s) {
         int64_t now = common::nowMillis();
         db.prepare(
               "INSERT INTO sessions(id, operation, scope, status, caller, created_at, updated_at, "
-              "deadline) VALUES (?, ?, ?, 'OPEN', ?, ?, ?, ?)")
+              "deadline, items) VALUES (?, ?, ?, 'OPEN', ?, ?, ?, ?, ?)")
             .bind(1, s.id)
             .bind(2, toString(s.operation))
             .bind(3, s.scope)
@@ -225,6 +251,7 @@ void ScopeStore::createSession(const NewSession& s) {
             .bind(5, now)
             .bind(6, now)
             .bind(7, s.deadlineMs)
+            .bind(8, static_cast<int64_t>(s.resources.size() + s.services.size()))
             .run();
         int serviceSeq = 0;
         for (const auto& svc : s.services) {
@@ -414,8 +441,9 @@ std::vector<SessionSummary> ScopeStore::recentSessions(int limit) {
     db_.read([&](common::Database::Lock& db) {
         auto& q = db.prepare(
             "SELECT s.id, s.operation, s.status, s.exit_status, s.updated_at, "
+            "CASE WHEN s.items >= 0 THEN s.items ELSE "  // counted only for sessions recorded before the column
             "(SELECT COUNT(*) FROM session_resources r WHERE r.session_id = s.id) + "
-            "(SELECT COUNT(*) FROM session_services v WHERE v.session_id = s.id) "
+            "(SELECT COUNT(*) FROM session_services v WHERE v.session_id = s.id) END "
             "FROM sessions s ORDER BY s.updated_at DESC, s.id LIMIT ?");
         q.bind(1, limit);
         while (q.step()) {
@@ -430,6 +458,76 @@ std::vector<SessionSummary> ScopeStore::recentSessions(int limit) {
         }
     });
     return out;
+}
+
+int64_t ScopeStore::openSessionCount() {
+    int64_t n = 0;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT COUNT(*) FROM sessions WHERE status = 'OPEN'");
+        if (q.step()) n = q.integer(0);
+    });
+    return n;
+}
+
+int64_t ScopeStore::closedSessionCount() {
+    int64_t n = 0;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT COUNT(*) FROM sessions WHERE status = 'CLOSED'");
+        if (q.step()) n = q.integer(0);
+    });
+    return n;
+}
+
+std::vector<std::string> ScopeStore::pruneClosedSessions(int64_t keep, int batch) {
+    std::vector<std::string> pruned;
+    db_.transaction([&](common::Database::Lock& db) {
+        pruned.clear();
+        int64_t closed = 0;
+        {
+            auto& q = db.prepare("SELECT COUNT(*) FROM sessions WHERE status = 'CLOSED'");
+            if (q.step()) closed = q.integer(0);
+        }
+        int64_t excess = std::min<int64_t>(closed - std::max<int64_t>(keep, 0), batch);
+        if (excess <= 0) return;
+        {
+            auto& q = db.prepare(
+                "SELECT id FROM sessions WHERE status = 'CLOSED' ORDER BY created_at, id LIMIT ?");
+            q.bind(1, excess);
+            while (q.step()) pruned.push_back(q.text(0));
+        }
+        for (const auto& id : pruned) {
+            db.prepare(
+                  "DELETE FROM deployment_packages WHERE callback_id IN (SELECT callback_id FROM "
+                  "deployments WHERE session_id = ?)")
+                .bind(1, id)
+                .run();
+            db.prepare("DELETE FROM deployments WHERE session_id = ?").bind(1, id).run();
+            db.prepare("DELETE FROM session_dependencies WHERE session_id = ?").bind(1, id).run();
+            db.prepare("DELETE FROM session_services WHERE session_id = ?").bind(1, id).run();
+            db.prepare("DELETE FROM session_resources WHERE session_id = ?").bind(1, id).run();
+            db.prepare("DELETE FROM sessions WHERE id = ? AND status = 'CLOSED'").bind(1, id).run();
+        }
+        // The resources' history goes with the sessions that wrote it: every event older than
+        // the oldest session still kept belongs to a pruned one (events are written while their
+        // session runs). Events are numbered in the order written, so the old ones are a prefix:
+        // finding where it ends reads only what is deleted.
+        std::optional<int64_t> oldestKept;
+        for (const char* status : {"OPEN", "CLOSED"}) {
+            auto& q = db.prepare(
+                "SELECT created_at FROM sessions WHERE status = ? ORDER BY created_at LIMIT 1");
+            q.bind(1, status);
+            if (q.step()) oldestKept = std::min(oldestKept.value_or(q.integer(0)), q.integer(0));
+        }
+        if (!oldestKept) return;
+        auto& first = db.prepare("SELECT seq FROM resource_events WHERE at >= ? ORDER BY seq LIMIT 1");
+        first.bind(1, *oldestKept);
+        if (first.step()) {
+            db.prepare("DELETE FROM resource_events WHERE seq < ?").bind(1, first.integer(0)).run();
+        } else {
+            db.prepare("DELETE FROM resource_events WHERE at < ?").bind(1, *oldestKept).run();
+        }
+    });
+    return pruned;
 }
 
 bool ScopeStore::closeSession(const std::string& id, bool succeeded, int64_t nowMs) {
@@ -651,13 +749,72 @@ std::vector<ResourceKey> ScopeStore::resourcesInScope() {
     return out;
 }
 
-int64_t ScopeStore::resourceCount() {
+int64_t ScopeStore::resourceCount() { return resourceCounts().total; }
+
+ResourceCounts ScopeStore::resourceCounts() {
+    ResourceCounts counts;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT state, n FROM resource_counts WHERE n > 0 ORDER BY state");
+        while (q.step()) {
+            int64_t n = q.integer(1);
+            counts.byState.emplace_back(q.text(0), n);
+            counts.total += n;
+            if (q.text(0) != stateName(ResourceState::Unpublished)) counts.inScope += n;
+        }
+    });
+    return counts;
+}
+
+int64_t ScopeStore::resourcesInScopeCount() {
     int64_t n = 0;
     db_.read([&](common::Database::Lock& db) {
-        auto& q = db.prepare("SELECT COUNT(*) FROM resources");
+        auto& q = db.prepare("SELECT COALESCE(SUM(n), 0) FROM resource_counts WHERE state <> 'UNPUBLISHED'");
         if (q.step()) n = q.integer(0);
     });
     return n;
+}
+
+int64_t ScopeStore::countNotInScope(const std::vector<ResourceKey>& keys) {
+    int64_t n = 0;
+    db_.read([&](common::Database::Lock& db) {
+        for (const auto& key : keys) {
+            auto& q = db.prepare("SELECT state FROM resources WHERE type = ? AND id = ?");
+            q.bind(1, key.type).bind(2, key.id);
+            if (!q.step() || q.text(0) == stateName(ResourceState::Unpublished)) ++n;
+        }
+    });
+    return n;
+}
+
+Page<ScopedResource, ResourceKey> ScopeStore::resourcePage(const std::optional<ResourceKey>& after, int limit,
+                                                           bool includeUnpublished) {
+    Page<ScopedResource, ResourceKey> page;
+    limit = std::max(limit, 1);
+    const int64_t budget = static_cast<int64_t>(kPageScanFactor) * (limit + 1);
+    // Two spellings rather than an optional term, so that each is a range scan of the key.
+    std::string sql = std::string("SELECT ") + kResourceColumns + " FROM resources";
+    if (after) sql += " WHERE (type, id) > (?2, ?3)";
+    sql += " ORDER BY type, id LIMIT ?1";
+    std::optional<ResourceKey> lastRead;
+    int64_t read = 0;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(sql);
+        q.bind(1, includeUnpublished ? static_cast<int64_t>(limit) + 1 : budget);
+        if (after) q.bind(2, after->type).bind(3, after->id);
+        while (page.rows.size() <= static_cast<size_t>(limit) && q.step()) {
+            ++read;
+            auto row = readResource(q);
+            lastRead = row.key;
+            if (includeUnpublished || row.state != ResourceState::Unpublished) page.rows.push_back(std::move(row));
+        }
+    });
+    if (page.rows.size() > static_cast<size_t>(limit)) {
+        page.rows.resize(static_cast<size_t>(limit));
+        page.next = page.rows.back().key;
+    } else if (!includeUnpublished && read == budget) {
+        page.next = lastRead;  // the scan stopped at its budget: more may follow
+    }
+    return page;
 }
 
 std::optional<NodeRecord> ScopeStore::nodeByIdOrName(const std::string& idOrName) {
@@ -791,6 +948,43 @@ std::vector<NodeStatus> ScopeStore::nodeStatuses() {
         }
     });
     return out;
+}
+
+int64_t ScopeStore::nodeCount() {
+    int64_t n = 0;
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare("SELECT COUNT(*) FROM nodes");
+        if (q.step()) n = q.integer(0);
+    });
+    return n;
+}
+
+Page<NodeStatus, std::string> ScopeStore::nodeStatusPage(const std::optional<std::string>& afterName, int limit) {
+    Page<NodeStatus, std::string> page;
+    limit = std::max(limit, 1);
+    std::string sql =
+        "SELECT id, name, endpoint, labels, last_heartbeat, liveness, load, running_instances, "
+        "disk_free_mb FROM nodes";
+    if (afterName) sql += " WHERE name > ?2";
+    sql += " ORDER BY name LIMIT ?1";
+    db_.read([&](common::Database::Lock& db) {
+        auto& q = db.prepare(sql);
+        q.bind(1, limit + 1);
+        if (afterName) q.bind(2, *afterName);
+        while (q.step()) {
+            NodeStatus s;
+            s.record = {q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)};
+            s.load = q.real(6);
+            s.runningInstances = static_cast<int>(q.integer(7));
+            s.diskFreeMB = q.integer(8);
+            page.rows.push_back(std::move(s));
+        }
+    });
+    if (page.rows.size() > static_cast<size_t>(limit)) {
+        page.rows.resize(static_cast<size_t>(limit));
+        page.next = page.rows.back().record.name;
+    }
+    return page;
 }
 
 std::vector<std::string> ScopeStore::markSilentNodesLost(int64_t deadlineMs) {

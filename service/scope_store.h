@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/log.h"
@@ -149,6 +150,22 @@ struct InstanceRecord {
     std::string state;
 };
 
+// How many scoped resources there are, kept by the database itself (triggers on every write),
+// so reading them costs one lookup whatever the size of the scope.
+struct ResourceCounts {
+    int64_t total = 0;    // every row, UNPUBLISHED (left the scope) included
+    int64_t inScope = 0;  // every state but UNPUBLISHED: what --max-resources bounds
+    std::vector<std::pair<std::string, int64_t>> byState;  // states with at least one, by name
+};
+
+// One page of a keyset-paged listing: at most `limit` rows after a key, and where the next page
+// starts.
+template <class Row, class Key>
+struct Page {
+    std::vector<Row> rows;
+    std::optional<Key> next;  // pass as `after` for the next page; nullopt: this is the last one
+};
+
 struct SessionSummary {
     std::string id;
     std::string operation;
@@ -175,6 +192,15 @@ public:
                        const std::string& deployedOn, const std::string& error, int64_t nowMs);
     std::vector<std::string> openSessionIds();
     std::vector<SessionSummary> recentSessions(int limit);
+    // Indexed counts (the sessions_by_status index): cheap enough for every request.
+    int64_t openSessionCount();
+    int64_t closedSessionCount();
+    // Deletes the oldest CLOSED sessions (by creation) beyond the newest `keep`, at most `batch`
+    // of them in one transaction, with everything their reports show: items, services,
+    // dependencies, node deployments and their package rows; and the resource history
+    // (resource_events) older than every session still kept. OPEN sessions are never touched.
+    // Returns the IDs deleted (empty when nothing is beyond `keep`).
+    std::vector<std::string> pruneClosedSessions(int64_t keep, int batch);
     // Closes the session; true when it was open (so a close is applied exactly once).
     bool closeSession(const std::string& id, bool succeeded, int64_t nowMs);
     void touchSession(const std::string& id, int64_t nowMs);
@@ -207,7 +233,21 @@ public:
     std::vector<ScopedResource> listResources(const std::optional<std::string>& type,
                                               const std::optional<ResourceState>& state);
     std::vector<ResourceKey> resourcesInScope();
-    int64_t resourceCount();
+    int64_t resourceCount();  // every row, UNPUBLISHED included (maintained count)
+    ResourceCounts resourceCounts();
+    // Resources in the scope now (any state but UNPUBLISHED), from the maintained count.
+    int64_t resourcesInScopeCount();
+    // How many of `keys` are not in the scope now (unknown or UNPUBLISHED): by how much adding
+    // them all would grow the scope. One primary-key lookup per key.
+    int64_t countNotInScope(const std::vector<ResourceKey>& keys);
+    // Keyset paging in (type, id) order: up to `limit` resources after `after` (from the start
+    // when nullopt); those that left the scope (UNPUBLISHED) only with `includeUnpublished`.
+    // Each page is one range scan of the primary key, stable under concurrent inserts, that
+    // reads at most kPageScanFactor x (limit + 1) rows: a page among many resources that left the
+    // scope may hold fewer rows, and its `next` resumes after the last row read.
+    Page<ScopedResource, ResourceKey> resourcePage(const std::optional<ResourceKey>& after, int limit,
+                                                   bool includeUnpublished);
+    static constexpr int kPageScanFactor = 10;
 
     // Nodes -------------------------------------------------------------------------------
     std::optional<NodeRecord> nodeByIdOrName(const std::string& idOrName);
@@ -223,6 +263,9 @@ public:
     bool heartbeat(const std::string& id, int64_t sequence, int runningInstances, double load,
                    int64_t diskFreeMB, int64_t nowMs);
     std::vector<NodeStatus> nodeStatuses();
+    int64_t nodeCount();
+    // Keyset paging in name order: up to `limit` nodes whose name sorts after `afterName`.
+    Page<NodeStatus, std::string> nodeStatusPage(const std::optional<std::string>& afterName, int limit);
     // Marks ALIVE nodes whose last heartbeat is older than `deadlineMs` LOST; returns their IDs.
     std::vector<std::string> markSilentNodesLost(int64_t deadlineMs);
 

@@ -11,6 +11,56 @@ namespace rm::service {
 using common::Log;
 using common::LogLevel;
 
+namespace {
+
+// Shortest markup of an element holding `value` (escaping only lengthens it): `<name>value</name>`,
+// or `<name/>` when empty.
+size_t element(std::string_view name, std::string_view value) {
+    return value.empty() ? name.size() + 3 : 2 * name.size() + 5 + value.size();
+}
+// `<name>` and `</name>` around children, or `<name/>` without any.
+size_t container(std::string_view name, bool hasChildren) {
+    return hasChildren ? 2 * name.size() + 5 : name.size() + 3;
+}
+
+size_t dependencyBytes(const ServiceDependency& d) {
+    return container("Dependency", true) + element("ServiceClass", d.serviceClass) +
+           element("ServiceName", d.serviceName) + element("ServiceVersion", d.serviceVersion) +
+           element("PackageName", d.packageName) + element("PackageVersion", d.packageVersion);
+}
+
+std::string withUnit(int64_t bytes) {
+    return std::to_string(bytes) + " bytes";
+}
+
+}  // namespace
+
+size_t estimateReportBytes(const NewSession& session) {
+    // Values that are not known yet count with their shortest form: a status of 4 characters
+    // ("OPEN"), a timestamp of 25 ("2026-01-01T00:00:00+00:00"), "-" for no error, and a service
+    // deployed nowhere in particular ("-" stands for a node ID or "not deployed").
+    size_t bytes = container("ResourceReport", true) + element("ID", session.id) + element("Status", "OPEN") +
+                   element("Operation", toString(session.operation)) +
+                   element("LastUpdate", "2026-01-01T00:00:00+00:00") + element("TargetScope", session.scope) +
+                   container("Services", !session.services.empty()) +
+                   container("Resources", !session.resources.empty());
+    for (const auto& svc : session.services) {
+        bytes += container("Service", true) + element("Class", svc.serviceClass) + element("Name", svc.serviceName) +
+                 element("Version", svc.serviceVersion) + element("DependenciesResolutionStatus", "FAILED") +
+                 element("DeployedOn", "-") + element("ErrorDescription", "-") +
+                 container("DependenciesResolution", true) +
+                 container("ResolvedDependencies", !svc.resolvedDependencies.empty()) +
+                 container("MissingDependencies", !svc.missingDependencies.empty());
+        for (const auto& d : svc.resolvedDependencies) bytes += dependencyBytes(d);
+        for (const auto& d : svc.missingDependencies) bytes += dependencyBytes(d);
+    }
+    for (const auto& key : session.resources) {
+        bytes += container("Resource", true) + element("ID", key.id) + element("Type", key.type) +
+                 element("Status", "ADDED") + element("ErrorDescription", "-");
+    }
+    return bytes;
+}
+
 SessionProcessor::SessionProcessor(ScopeStore& store, Deployments& deployments,
                                    ReportService& reports, common::Logger& logger,
                                    SessionProcessorOptions options)
@@ -50,6 +100,7 @@ void SessionProcessor::run(std::stop_token stop) {
         if (!next.empty()) process(next);
         if (std::chrono::steady_clock::now() >= nextTimeoutCheck) {
             expireOverdueSessions();
+            pruneClosedSessions();
             nextTimeoutCheck = std::chrono::steady_clock::now() + options_.timeoutCheckInterval;
         }
     }
@@ -72,6 +123,10 @@ void SessionProcessor::process(const std::string& sessionId) {
         std::vector<std::pair<const SessionResource*, ScopeStore::ItemOutcome>> done;
         store_.database().transaction([&](common::Database::Lock&) {
             done.clear();
+            // Far from --max-resources the chunk cannot reach it: its items need no count each.
+            nearResourceLimit_ = session->operation == SessionOperation::AddResources &&
+                                 store_.resourcesInScopeCount() + static_cast<int64_t>(end - start) >=
+                                     options_.limits.maxResources;
             for (size_t i = start; i < end; ++i) {
                 if (auto outcome = processItem(*session, waiting[i]))
                     done.emplace_back(&waiting[i], *outcome);
@@ -220,6 +275,18 @@ ScopeStore::ItemOutcome SessionProcessor::decideAdd(const ResourceKey& key) {
                 key.type + " " + key.id + " is being removed from the scope; retry after",
                 ""};
     }
+    // The admission check counted this resource, but sessions admitted side by side may together
+    // go past the limit: the scope never does.
+    if (nearResourceLimit_ && (!current || current->state == S::Unpublished)) {
+        int64_t inScope = store_.resourcesInScopeCount();
+        if (inScope >= options_.limits.maxResources) {
+            return {{},
+                    "FAILED",
+                    "scope is full: it holds " + std::to_string(inScope) + " resources, the limit (--max-resources " +
+                        std::to_string(options_.limits.maxResources) + "); remove some or raise the limit, then retry",
+                    ""};
+        }
+    }
     return {{S::AddRequested, S::Added, S::Published}, "ADDED", "-", node};
 }
 
@@ -303,6 +370,7 @@ void SessionProcessor::closeIfComplete(const Session& session) {
         if (service.status == "FAILED") succeeded = false;
     }
     if (!deployments_->allNodesClosed(session.id)) return;
+    if (common::faultFails(options_.faults, "rm.before_session_close")) return;
     if (store_.closeSession(session.id, succeeded, common::nowMillis())) {
         reports_.invalidate(session.id);
         Log(logger_, LogLevel::info, "session_closed")
@@ -310,6 +378,74 @@ void SessionProcessor::closeIfComplete(const Session& session) {
             .kv("operation", toString(session.operation))
             .kv("exit", succeeded ? "SUCCESS" : "FAILED");
     }
+}
+
+std::string SessionProcessor::refused(std::string_view limit, std::string sentence) {
+    Log(logger_, LogLevel::warn, "limit_reached").kv("limit", limit).kv("reason", sentence);
+    return sentence;
+}
+
+std::optional<std::string> SessionProcessor::refuseNewSession(SessionOperation operation) {
+    const int64_t limit = options_.limits.maxOpenSessions;
+    const int64_t open = store_.openSessionCount();
+    if (open < limit) return std::nullopt;
+    return refused("max-open-sessions",
+                   std::string(toString(operation)) + " refused: " + std::to_string(open) +
+                       " sessions are OPEN, the limit is " + std::to_string(limit) +
+                       " (--max-open-sessions); nothing was changed: retry later, when some have "
+                       "closed, or raise --max-open-sessions");
+}
+
+std::optional<std::string> SessionProcessor::refuseSession(const NewSession& session) {
+    const auto& limits = options_.limits;
+    if (session.operation == SessionOperation::AddResources && !session.resources.empty()) {
+        const int64_t inScope = store_.resourcesInScopeCount();
+        // Only when the request could go past the limit are its resources looked up one by one.
+        if (inScope + static_cast<int64_t>(session.resources.size()) > limits.maxResources) {
+            const int64_t added = store_.countNotInScope(session.resources);
+            if (inScope + added > limits.maxResources) {
+                return refused("max-resources",
+                               "AddResources refused: scope " + session.scope + " holds " + std::to_string(inScope) +
+                                   " resources and this request would add " + std::to_string(added) +
+                                   ", more than the limit of " + std::to_string(limits.maxResources) +
+                                   " (--max-resources); nothing was changed: remove resources first, or raise "
+                                   "--max-resources");
+            }
+        }
+    }
+    const auto estimate = static_cast<int64_t>(estimateReportBytes(session));
+    if (estimate > limits.maxReportBytes) {
+        std::string split = session.operation == SessionOperation::DisposeScope
+                                ? "remove the " + std::to_string(session.resources.size()) +
+                                      " resources in smaller RemoveResources requests first"
+                                : "split the request (" + std::to_string(session.resources.size()) +
+                                      " resources, " + std::to_string(session.services.size()) +
+                                      " services) into smaller ones";
+        return refused("max-report-bytes",
+                       std::string(toString(session.operation)) + " refused: its report would take at least " +
+                           withUnit(estimate) + ", more than the limit of " + withUnit(limits.maxReportBytes) +
+                           " (--max-report-bytes); nothing was changed: " + split + ", or raise --max-report-bytes");
+    }
+    return std::nullopt;
+}
+
+size_t SessionProcessor::pruneClosedSessions(std::chrono::milliseconds budget) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    size_t pruned = 0;
+    for (;;) {
+        auto ids = store_.pruneClosedSessions(options_.limits.maxSessionsKept, kSessionsPrunedPerCommit);
+        // After the commit: a report rendered before it is not served from the cache again.
+        for (const auto& id : ids) reports_.invalidate(id);
+        pruned += ids.size();
+        if (ids.size() < static_cast<size_t>(kSessionsPrunedPerCommit)) break;
+        if (std::chrono::steady_clock::now() >= deadline) break;  // the rest at the next look
+    }
+    if (pruned > 0) {
+        Log(logger_, LogLevel::info, "sessions_pruned")
+            .kv("count", pruned)
+            .kv("kept", options_.limits.maxSessionsKept);
+    }
+    return pruned;
 }
 
 void SessionProcessor::expireOverdueSessions() {

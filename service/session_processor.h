@@ -11,7 +11,9 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
+#include "common/fault_points.h"
 #include "common/log.h"
 #include "service/deployments.h"
 #include "service/report_service.h"
@@ -19,10 +21,28 @@
 
 namespace rm::service {
 
+// What bounds the state and the output of a scope (the daemon's flags of the same names).
+struct SessionLimits {
+    int64_t maxResources = 100000;          // --max-resources: resources in the scope (not UNPUBLISHED)
+    int64_t maxOpenSessions = 1000;         // --max-open-sessions: a new session waits for fewer
+    int64_t maxSessionsKept = 10000;        // --max-sessions-kept: older CLOSED sessions are pruned
+    int64_t maxReportBytes = 8 * 1024 * 1024;  // --max-report-bytes: of one ResourceReport document
+};
+
 struct SessionProcessorOptions {
     std::chrono::milliseconds sessionTimeout{10 * 60 * 1000};
-    std::chrono::milliseconds timeoutCheckInterval{1000};
+    std::chrono::milliseconds timeoutCheckInterval{1000};  // also how often pruning looks
+    SessionLimits limits;
+    // rm.before_session_close (error/drop: the session stays OPEN now, as if the RM had stopped
+    // before closing it; it closes when processed again or at its timeout). nullptr: none.
+    common::FaultPoints* faults = nullptr;
 };
+
+// A lower bound of the size of the compact ResourceReport a session will have: the markup of
+// every requested resource and planned service with the shortest values it can show (e.g. "-"
+// as ErrorDescription), without the node activity. A report can only be larger (error texts,
+// node reports), so a session over the limit by this figure is obviously over it.
+size_t estimateReportBytes(const NewSession& session);
 
 class SessionProcessor {
   public:
@@ -36,6 +56,17 @@ class SessionProcessor {
     void run(std::stop_token stop);
 
     std::chrono::milliseconds sessionTimeout() const { return options_.sessionTimeout; }
+    const SessionLimits& limits() const { return options_.limits; }
+    // Admission, before anything is recorded: nullopt when a session may open, else the
+    // sentence of the InvalidRequestFault (the limit, the current figure, the flag to raise it).
+    // refuseNewSession: while --max-open-sessions are OPEN (checked first, before any planning).
+    std::optional<std::string> refuseNewSession(SessionOperation operation);
+    // refuseSession: the planned session against --max-resources (what an AddResources would
+    // bring into the scope) and --max-report-bytes (estimateReportBytes).
+    std::optional<std::string> refuseSession(const NewSession& session);
+    // Deletes CLOSED sessions beyond --max-sessions-kept, oldest first, in short transactions,
+    // for at most `budget`; logs event=sessions_pruned. Returns how many went.
+    size_t pruneClosedSessions(std::chrono::milliseconds budget = std::chrono::milliseconds(250));
     uint64_t processedItems() const { return processedItems_; }
 
   private:
@@ -58,6 +89,9 @@ class SessionProcessor {
     void scheduleRemovals(const Session& session);
     void closeIfComplete(const Session& session);
     void expireOverdueSessions();
+    // The sentence of a refusal, logged as event=limit_reached.
+    std::string refused(std::string_view limit, std::string sentence);
+    static constexpr int kSessionsPrunedPerCommit = 64;
 
     ScopeStore& store_;
     Deployments* deployments_;
@@ -70,6 +104,7 @@ class SessionProcessor {
     std::deque<std::string> queue_;
     std::set<std::string> queued_;
     std::atomic<uint64_t> processedItems_{0};
+    bool nearResourceLimit_ = true;  // the chunk being processed may reach --max-resources (processor thread only)
 };
 
 }  // namespace rm::service

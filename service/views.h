@@ -7,7 +7,10 @@
 #include <string>
 
 #include "common/http.h"
+#include "common/log.h"
 #include "deployer/repository_index.h"
+#include "service/access_policy.h"
+#include "service/agent_views.h"
 #include "service/report_service.h"
 #include "service/scope_store.h"
 
@@ -23,6 +26,11 @@ struct ViewSources {
     std::function<std::string()> extraMetrics;       // appended to /metrics
     std::function<std::shared_ptr<const deployer::RepositoryIndex>()> repository;
     std::filesystem::path repositoryDir;             // archives are served from here
+    // With a users file, every route but /healthz needs a `reader` (HTTP Basic); without
+    // credentials or with wrong ones: 401 and `WWW-Authenticate: Basic realm="SCOPE"`.
+    // nullptr or an open policy: no check.
+    const AccessPolicy* access = nullptr;
+    common::Logger* logger = nullptr;                // where denials are logged
 };
 
 common::HttpRouter makeRouter(const ViewSources& sources);

@@ -266,7 +266,15 @@ BOOST_AUTO_TEST_CASE(requests_are_validated) {
     bad = op;
     bad.packages.clear();
     BOOST_TEST(validateDeploy(bad, 10).has_value());
-    BOOST_TEST(!validateUndeploy(undeployOf("cb-2", {}), 10));
+    // Packages come from the RM the node enrolled with, and from nowhere else.
+    BOOST_TEST(!validateDeploy(op, 10, "http://repo:80"));
+    BOOST_TEST(
+        validateDeploy(op, 10, "https://127.0.0.1:8443")->find("is not on the Resource Manager") !=
+        std::string::npos);
+    // An Undeploy names what it removes: "everything" is never implied.
+    BOOST_TEST(!validateUndeploy(undeployOf("cb-2", {package("A")}), 10));
+    BOOST_TEST(validateUndeploy(undeployOf("cb-2", {}), 10)->find("at least one package") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

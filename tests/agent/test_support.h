@@ -21,13 +21,15 @@ namespace rm::agent::test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under /tmp, removed with everything in it at the end of the test.
+// A fresh directory under /tmp, removed with everything in it at the end of the test. Mode 0711
+// (mkdtemp makes it 0700): a user packages run as must get through it, without listing it.
 class TempDir {
   public:
     TempDir() {
         std::string pattern = (fs::temp_directory_path() / "rm-agent-test-XXXXXX").string();
         if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
         path_ = pattern;
+        if (::chmod(path_.c_str(), 0711) != 0) throw std::runtime_error("chmod failed");
     }
     ~TempDir() {
         std::error_code ignored;

@@ -1,4 +1,5 @@
-// Chaos harness: a real resource-manager and several real node-agents on loopback, a seeded
+// Chaos harness: a real resource-manager and several real node-agents (enrolled with one join
+// token, speaking mutual TLS to the RM's agent port) on loopback, a seeded
 // random plan of add/remove requests against the sample repository, and, while they run, a seeded
 // random plan of faults: SIGKILL of the RM or an agent at random instants, restarts after random
 // delays (standing in for systemd), and fault points armed through each daemon's `faults` file
@@ -40,6 +41,7 @@
 
 #include "cli/rm_client.h"
 #include "common/soap_server.h"
+#include "common/tls.h"
 #include "daemon_process.h"
 #include "reports/report_xml.h"
 #include "soapDeployerBindingProxy.h"
@@ -328,10 +330,15 @@ struct AgentView {
     std::vector<AgentInstance> instances;
 };
 
-AgentView agentView(const std::string& url) {
+// Asks an agent as the RM does: with the RM's certificate (`rmKeyFile`) of the scope CA, the only
+// caller an agent answers; the agent's certificate is checked against the CA (it is known by its
+// node ID, not by host name).
+AgentView agentView(const std::string& url, const fs::path& rmKeyFile, const fs::path& caFile) {
     DeployerBindingProxy proxy;
     rm::common::ServerOptions limits;
     rm::common::applyXmlLimits(proxy.soap, limits);
+    rm::common::configureTlsClient(proxy.soap, {rmKeyFile.string(), caFile.string(), {}, {}});
+    proxy.soap->ssl_flags |= SOAP_SSL_SKIP_HOST_CHECK;
     _rm__GetNodeState request;
     _rm__GetNodeStateResponse response;
     if (proxy.GetNodeState(url.c_str(), nullptr, &request, response) != SOAP_OK) {
@@ -413,7 +420,9 @@ class Harness {
     ~Harness() {
         for (auto& a : agents_) a->stop();
         if (rm_) rm_->stop();
-        killProcessesUnder(work_);
+        // The containers are under each agent's root (work/nodeK/services).
+        for (int k = 1; k <= o_.agents; ++k)
+            killProcessesUnder(work_ / ("node" + std::to_string(k)));
         if (!o_.keep) {
             std::error_code ec;
             fs::remove_all(work_, ec);
@@ -480,6 +489,8 @@ void Harness::writePlan() {
 
 void Harness::startAll() {
     int rmPort = freePort();
+    // The agent port is fixed too: restarted agents find the restarted RM where they enrolled.
+    int agentPort = freePort();
     rmUrl_ = "http://127.0.0.1:" + std::to_string(rmPort);
     fs::path repository = rm::testing::binDir().parent_path() / "repository";
     if (!fs::is_directory(repository))
@@ -488,9 +499,9 @@ void Harness::startAll() {
     rm_ = std::make_unique<Daemon>(
         "rm", "resource-manager",
         std::vector<std::string>{
-            "--scope", kScope, "--listen", "127.0.0.1:" + std::to_string(rmPort), "--state-dir",
-            (work_ / "rm").string(), "--repository", repository.string(), "--heartbeat-interval-ms",
-            "300",
+            "--scope", kScope, "--listen", "127.0.0.1:" + std::to_string(rmPort), "--agent-listen",
+            "127.0.0.1:" + std::to_string(agentPort), "--state-dir", (work_ / "rm").string(),
+            "--repository", repository.string(), "--heartbeat-interval-ms", "300",
             // Outages here last seconds: a node must not be declared LOST (that
             // would fail its sessions, which is right but not what is tested).
             "--node-lost-after-ms", "120000", "--session-timeout-ms", "900000", "--engine-seed",
@@ -498,16 +509,25 @@ void Harness::startAll() {
         work_ / "rm", work_ / "rm.log");
     if (!rm_->start(""))
         throw std::runtime_error("the resource-manager did not start:\n" + rm_->log());
+    // One token of unlimited uses enrolls every agent at its first start; a restarted agent keeps
+    // its certificate (the token it is given again is not used).
+    auto join = rm::testing::joinArgs(rm::testing::createJoinToken(rmUrl_));
+    if (join.at(1) != "https://127.0.0.1:" + std::to_string(agentPort))
+        throw std::runtime_error("the RM's agent port is " + join.at(1));
     for (int k = 1; k <= o_.agents; ++k) {
         int port = freePort();
         agentPorts_.push_back(port);
         fs::path root = work_ / ("node" + std::to_string(k));
         agents_.push_back(std::make_unique<Daemon>(
             "node" + std::to_string(k), "node-agent",
-            std::vector<std::string>{"--name", "node" + std::to_string(k), "--listen",
-                                     "127.0.0.1:" + std::to_string(port), "--manager", rmUrl_,
-                                     "--root", root.string(), "--engine-seed",
-                                     std::to_string(o_.seed + k)},
+            [&] {
+                std::vector<std::string> args{"--name",        "node" + std::to_string(k),
+                                              "--listen",      "127.0.0.1:" + std::to_string(port),
+                                              "--root",        root.string(),
+                                              "--engine-seed", std::to_string(o_.seed + k)};
+                args.insert(args.end(), join.begin(), join.end());
+                return args;
+            }(),
             root, work_ / ("node" + std::to_string(k) + ".log")));
         if (!agents_.back()->start(""))
             throw std::runtime_error("node-agent node" + std::to_string(k) + " did not start:\n" +
@@ -755,10 +775,10 @@ int Harness::check() {
     for (int k = 1; k <= o_.agents; ++k) {
         std::string name = "node" + std::to_string(k);
         std::string url =
-            "http://127.0.0.1:" + std::to_string(agentPorts_[static_cast<size_t>(k - 1)]);
+            "https://127.0.0.1:" + std::to_string(agentPorts_[static_cast<size_t>(k - 1)]);
         AgentView view;
         try {
-            view = agentView(url);
+            view = agentView(url, work_ / "rm" / "pki" / "rm.pem", work_ / "rm" / "pki" / "ca.pem");
         } catch (const std::exception& e) {
             violation(name + ": " + e.what());
             continue;

@@ -87,3 +87,74 @@ BOOST_AUTO_TEST_CASE(reset_starts_a_new_request) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(browser_header_checks)
+
+using rm::common::authorityHost;
+using rm::common::isOwnOrigin;
+using rm::common::isServerName;
+using rm::common::isSoapContentType;
+using rm::common::normalizeServerName;
+
+const std::vector<std::string> kNames{"localhost", "127.0.0.1", "::1", "rm.example.org"};
+
+BOOST_AUTO_TEST_CASE(host_header_is_one_of_the_names_whatever_the_port_and_case) {
+    BOOST_TEST(authorityHost("Example.COM.:8080") == "example.com");
+    BOOST_TEST(authorityHost("[::1]:80") == "::1");
+    BOOST_TEST(authorityHost("[0:0:0:0:0:0:0:1]") == "::1");
+    for (const char* ok : {"127.0.0.1:8080", "127.0.0.1", "localhost", "LocalHost:1",
+                           "[::1]:9000", "[::1]", "RM.example.org", "rm.example.org.:443",
+                           "localhost:"}) {
+        BOOST_TEST(isServerName(ok, kNames), ok);
+    }
+    for (const char* bad : {"evil.example", "evil.example:8080", "127.0.0.2:8080",
+                            "localhost.evil.example", "::1", "[::1", "[::1]x", "127.0.0.1:99999",
+                            "127.0.0.1:80a", "user@localhost", "localhost/x", "", " ",
+                            "rm.example.org\r\nX: y", "[evil.example]:80", ".", "localhost..",
+                            "[::1]:80:80", "localhost:-1"}) {
+        BOOST_TEST(!isServerName(bad, kNames), bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(server_names_are_normalized) {
+    BOOST_TEST(normalizeServerName("[::1]") == "::1");
+    BOOST_TEST(normalizeServerName("0:0::1") == "::1");
+    BOOST_TEST(normalizeServerName(" RM.Example.org. ") == "rm.example.org");
+}
+
+BOOST_AUTO_TEST_CASE(own_origin_is_scheme_name_and_our_port) {
+    BOOST_TEST(isOwnOrigin("http://127.0.0.1:8080", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(isOwnOrigin("http://localhost:8080", kNames, 8080, ""));
+    BOOST_TEST(isOwnOrigin("HTTP://[::1]:8080", kNames, 8080, "[::1]:8080"));
+    BOOST_TEST(isOwnOrigin("https://rm.example.org", kNames, 443, "rm.example.org"));
+    // Behind a proxy: the origin the browser saw is the host and port it asked for.
+    BOOST_TEST(isOwnOrigin("https://rm.example.org", kNames, 8080, "rm.example.org"));
+    BOOST_TEST(isOwnOrigin("http://rm.example.org:81", kNames, 8080, "rm.example.org:81"));
+
+    BOOST_TEST(!isOwnOrigin("http://evil.example", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("http://evil.example:8080", kNames, 8080, "evil.example:8080"));
+    BOOST_TEST(!isOwnOrigin("null", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("file://", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("ftp://127.0.0.1:8080", kNames, 8080, "127.0.0.1:8080"));
+    // Another service of the same machine (a different port) is another origin.
+    BOOST_TEST(!isOwnOrigin("http://127.0.0.1:3000", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("http://localhost", kNames, 8080, "localhost:8080"));
+    BOOST_TEST(!isOwnOrigin("http://127.0.0.1:8080/page", kNames, 8080, "127.0.0.1:8080"));
+    BOOST_TEST(!isOwnOrigin("http://127.0.0.1.evil.example:8080", kNames, 8080, ""));
+}
+
+BOOST_AUTO_TEST_CASE(soap_content_types) {
+    for (const char* ok : {"text/xml", "text/xml; charset=utf-8", "TEXT/XML;charset=UTF-8",
+                           "application/soap+xml", " application/soap+xml ; action=\"urn:x\""}) {
+        BOOST_TEST(isSoapContentType(ok), ok);
+    }
+    for (const char* bad : {"", "text/plain", "text/plain; x=text/xml",
+                            "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                            "text/xml2", "text/xmlx; charset=utf-8", "application/xml",
+                            "text/html"}) {
+        BOOST_TEST(!isSoapContentType(bad), bad);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

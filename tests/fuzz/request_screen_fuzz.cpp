@@ -8,12 +8,19 @@
 // (when the marker straddles two blocks, the first block's part of it has necessarily been let
 // through already: exactly that much); bodyBytes counts exactly the body bytes it let through,
 // and reset() forgets the past.
+// The header checks against browsers (Host, Origin, Content-Type) run on every header line too:
+// they must agree with one another (a Host is ours exactly when its normalized host is one of
+// the names; an own Origin names one of them over http or https; a SOAP content type is XML)
+// and normalization must be stable.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <algorithm>
+#include <cctype>
 
 #include "common/request_screen.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -82,6 +89,58 @@ void screen(rm::common::RequestScreen& s, std::string_view request,
     }
 }
 
+std::string lowered(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+void checkHeaderValue(std::string_view value) {
+    using namespace rm::common;
+    static const std::vector<std::string> names{"localhost", "127.0.0.1", "::1", "rm.example.org"};
+    const std::string host = authorityHost(value);
+    for (char c : host) {
+        const auto b = static_cast<unsigned char>(c);
+        require(b > 0x20 && b < 0x7f && c != '[' && c != ']' && c != '/' && c != '@',
+                "authorityHost() let a bad character through");
+        require(!std::isupper(b), "authorityHost() is not lower case");
+    }
+    require(normalizeServerName(host) == host, "a host is not stable under normalization");
+    const bool listed =
+        !host.empty() && std::find(names.begin(), names.end(), host) != names.end();
+    require(isServerName(value, names) == listed, "isServerName() disagrees with authorityHost()");
+    if (isOwnOrigin(value, names, 8080, value)) {
+        const std::string origin = lowered(value);
+        const size_t start = origin.find("://");
+        require(start != std::string::npos, "an own origin without a scheme");
+        const std::string scheme = origin.substr(0, start);
+        require(scheme.find("http") != std::string::npos, "an own origin that is not http(s)");
+        const std::string rest(value.substr(start + 3));
+        require(isServerName(rest, names), "an own origin whose host is not ours");
+    }
+    if (isSoapContentType(value)) {
+        require(lowered(value).find("xml") != std::string::npos, "a SOAP content type without xml");
+    }
+}
+
+// Every header line's value, as gSOAP hands it to the header callback.
+void checkHeaderLines(std::string_view request) {
+    const size_t end = request.find("\r\n\r\n");
+    std::string_view head = request.substr(0, end);
+    while (!head.empty()) {
+        const size_t eol = head.find("\r\n");
+        std::string_view line = head.substr(0, eol);
+        const size_t colon = line.find(':');
+        if (colon != std::string_view::npos) {
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            checkHeaderValue(value);
+        }
+        if (eol == std::string_view::npos) break;
+        head.remove_prefix(eol + 2);
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -102,5 +161,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     screen(s, request, {1}, expected);
     s.reset();
     screen(s, request, {}, expected);
+    checkHeaderLines(request);
     return 0;
 }

@@ -160,6 +160,7 @@ class KillScope {
         }
         rm_.restart();  // the repository is indexed at start-up
         client_ = rm_.client();
+        join_ = joinArgs(rm_.daemon());  // the first start enrolls; restarts keep the identity
     }
 
     fs::path root() const { return rm_.dir() / "agent"; }
@@ -170,7 +171,7 @@ class KillScope {
     // Starts (or restarts) the agent; `faults` arms fault points for this run of it only.
     void startAgent(const std::string& faults = "") {
         agent_.reset();  // a previous run is dead already, or killed now
-        agent_ = rm::testing::startAgent(root(), rm_.url(), rm_.dir() / "agent.log", kNodeName,
+        agent_ = rm::testing::startAgent(root(), join_, rm_.dir() / "agent.log", kNodeName,
                                          "127.0.0.1:" + std::to_string(port_), faults);
     }
 
@@ -241,7 +242,7 @@ class KillScope {
         bool settled = waitUntil(
             [&] {
                 try {
-                    state = getNodeState(agent_->url());
+                    state = getNodeState(agent_->url(), rmCredentials(rm_.stateDir()));
                 } catch (const std::exception&) {
                     return false;
                 }
@@ -324,6 +325,7 @@ class KillScope {
     ProcessReaper reaper_{rm_.dir() / "agent"};  // after the agent is gone, before the files are
     std::unique_ptr<rm::client::RmClient> client_;
     int port_ = freePort();
+    std::vector<std::string> join_;
     std::string nodeId_;
     std::unique_ptr<DaemonProcess> agent_;
 };

@@ -1,12 +1,7 @@
-// The real node-agent as a process: registration and liveness against the real RM, Deploy and
-// Undeploy of the sample packages served over HTTP, reports pushed to a callback endpoint, and
-// kill -9 at awkward moments.
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
+// The real node-agent as a process: registration and liveness against the real RM (enrolled with
+// a join token), Deploy and Undeploy of the sample packages driven directly by a fake RM that
+// enrolls the agent with a CA of its own (common/pki.h), serves the packages on its agent port
+// over TLS and records the reports pushed to it, and kill -9 at awkward moments.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -21,10 +16,13 @@
 
 #include "agent_test_helpers.h"
 #include "cli/rm_client.h"
+#include "common/durable_file.h"
+#include "common/pki.h"
 #include "common/soap_server.h"
 #include "daemon_process.h"
 #include "deployer/package_archive.h"
 #include "deployer/sha256.h"
+#include "rm_test_helpers.h"
 #include "soapDeployerBindingProxy.h"
 #include "soapResourceManagerBindingService.h"
 
@@ -36,61 +34,51 @@ using rm::testing::NodeInstance;
 using rm::testing::NodePackage;
 using rm::testing::processesIn;
 using rm::testing::ProcessReaper;
+using rm::testing::RmCredentials;
 using rm::testing::startAgent;
 using rm::testing::TempDir;
 using rm::testing::waitUntil;
 namespace fs = std::filesystem;
+namespace pki = rm::common::pki;
 
 const std::string kScope = "/gcube/devsec";
 
-// Serves the files of one directory over HTTP, as the RM's repository would.
-class FileServer {
+// The PKI of the fake RM's scope, made with common/pki.h as service/scope_ca.cpp makes the real
+// one: a CA, and the RM's key and certificate (CN resource-manager) in one PEM. It outlives the
+// fake RM, so that an agent enrolled with it can be started again while no RM runs.
+class FakeScopeCa {
   public:
-    explicit FileServer(fs::path dir)
-        : dir_(std::move(dir)), socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
-        auto* params = new Poco::Net::HTTPServerParams;
-        params->setMaxThreads(4);
-        server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(dir_), socket_, params);
-        server_->start();
+    FakeScopeCa() : ca_(pki::makeCa("fake scope CA", std::chrono::hours(48))) {
+        std::string key = pki::generateKeyPem();
+        pki::IssueRequest request;
+        request.publicKeyPem = pki::parseCsr(pki::makeCsrPem(key, pki::kRmIdentity)).publicKeyPem;
+        request.commonName = pki::kRmIdentity;
+        request.validity = std::chrono::hours(24);
+        request.dnsNames = {"localhost"};
+        request.ipAddresses = {"127.0.0.1"};
+        rm::common::writeFileAtomically(caFile(), ca_.certificatePem, 0644);
+        rm::common::writeFileAtomically(rmKeyFile(), key + pki::issueCertificate(ca_, request),
+                                        0600);
     }
-    ~FileServer() { server_->stopAll(true); }
-    std::string url(const std::string& file) const {
-        return "http://127.0.0.1:" + std::to_string(socket_.address().port()) + "/" + file;
+    fs::path caFile() const { return dir_.path() / "ca.pem"; }
+    fs::path rmKeyFile() const { return dir_.path() / "rm.pem"; }
+    const std::string& caPem() const { return ca_.certificatePem; }
+    std::string caSha256() const { return pki::certificateSha256(ca_.certificatePem); }
+    // What the fake RM presents to the agents it calls.
+    RmCredentials asRm() const { return {rmKeyFile().string(), caFile().string()}; }
+    // A node certificate for the key of `csrPem`, named as the CSR names it.
+    std::string issue(const std::string& csrPem) const {
+        auto csr = pki::parseCsr(csrPem);
+        pki::IssueRequest request;
+        request.publicKeyPem = csr.publicKeyPem;
+        request.commonName = csr.commonName;
+        request.validity = std::chrono::hours(24);
+        return pki::issueCertificate(ca_, request);
     }
 
   private:
-    class Handler : public Poco::Net::HTTPRequestHandler {
-      public:
-        explicit Handler(fs::path dir) : dir_(std::move(dir)) {}
-        void handleRequest(Poco::Net::HTTPServerRequest& request,
-                           Poco::Net::HTTPServerResponse& response) override {
-            fs::path file = dir_ / fs::path(request.getURI()).filename();
-            if (!fs::is_regular_file(file)) {
-                response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
-                response.send() << "not found";
-                return;
-            }
-            response.sendFile(file.string(), "application/gzip");
-        }
-
-      private:
-        fs::path dir_;
-    };
-    class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-      public:
-        explicit Factory(fs::path dir) : dir_(std::move(dir)) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(
-            const Poco::Net::HTTPServerRequest&) override {
-            return new Handler(dir_);
-        }
-
-      private:
-        fs::path dir_;
-    };
-
-    fs::path dir_;
-    Poco::Net::ServerSocket socket_;
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    TempDir dir_{"fake-ca"};
+    pki::KeyAndCertificate ca_;
 };
 
 struct ReceivedPackage {
@@ -109,6 +97,10 @@ struct SinkState {
     std::vector<ReceivedReport> reports;
     int refuseReports = 0;  // this many SendReports are answered with a fault first
     int registrations = 0;
+    std::vector<std::string> enrolled;  // node IDs, in the order EnrollNode issued them
+    std::string registeredEndpoint;
+    const FakeScopeCa* ca = nullptr;
+    std::string joinToken = "fake01.the-fake-rm-join-token-secret";
 
     std::vector<ReceivedReport> of(const std::string& callbackId) {
         std::lock_guard lock(mutex);
@@ -126,6 +118,8 @@ struct SinkState {
     }
 };
 
+// Plays the RM's agent port: enrolls nodes that bring the join token, and serves GET /ca.pem and
+// the package files under /repository/.
 class FakeManager : public ResourceManagerBindingService {
   public:
     explicit FakeManager(std::shared_ptr<SinkState> state) : state_(std::move(state)) {}
@@ -145,9 +139,40 @@ class FakeManager : public ResourceManagerBindingService {
     }
     int DisposeScope(_rm__DisposeScope*, _rm__DisposeScopeResponse&) override { return refuse(); }
     int ListNodes(_rm__ListNodes*, _rm__ListNodesResponse&) override { return SOAP_OK; }
-    int RegisterNode(_rm__RegisterNode*, _rm__RegisterNodeResponse& response) override {
+    int CreateJoinToken(_rm__CreateJoinToken*, _rm__CreateJoinTokenResponse&) override {
+        return refuse();
+    }
+    int ListJoinTokens(_rm__ListJoinTokens*, _rm__ListJoinTokensResponse&) override {
+        return refuse();
+    }
+    int RevokeJoinToken(_rm__RevokeJoinToken*, _rm__RevokeJoinTokenResponse&) override {
+        return refuse();
+    }
+    int RemoveNode(_rm__RemoveNode*, _rm__RemoveNodeResponse&) override { return refuse(); }
+    int EnrollNode(_rm__EnrollNode* request, _rm__EnrollNodeResponse& response) override {
+        std::lock_guard lock(state_->mutex);
+        if (!request || request->token != state_->joinToken)
+            return soap_sender_fault(soap, "the join token is not valid here", nullptr);
+        try {
+            response.certificate = state_->ca->issue(request->csr);
+        } catch (const std::exception& e) {
+            return soap_sender_fault(soap, soap_strdup(soap, e.what()), nullptr);
+        }
+        response.caCertificate = state_->ca->caPem();
+        state_->enrolled.push_back(pki::parseCsr(request->csr).commonName);
+        return SOAP_OK;
+    }
+    int RenewNodeCertificate(_rm__RenewNodeCertificate* request,
+                             _rm__RenewNodeCertificateResponse& response) override {
+        if (!request) return refuse();
+        response.certificate = state_->ca->issue(request->csr);
+        response.caCertificate = state_->ca->caPem();
+        return SOAP_OK;
+    }
+    int RegisterNode(_rm__RegisterNode* request, _rm__RegisterNodeResponse& response) override {
         std::lock_guard lock(state_->mutex);
         state_->registrations++;
+        if (request) state_->registeredEndpoint = request->endpoint;
         response.ack = true;
         response.heartbeatIntervalMs = 200;
         return SOAP_OK;
@@ -184,21 +209,49 @@ class FakeManager : public ResourceManagerBindingService {
 
 class ManagerSink {
   public:
-    ManagerSink()
+    // Serves the files of `repository` under /repository/, as the real RM does on its agent port.
+    ManagerSink(const FakeScopeCa& ca, fs::path repository = {})
         : logger_("fake-rm", rm::common::LogLevel::error), state(std::make_shared<SinkState>()) {
+        state->ca = &ca;
         rm::common::ServerOptions options;
         options.threads = 4;
+        options.tls = {ca.rmKeyFile().string(), ca.caFile().string(), {}, false};
+        rm::common::HttpRouter router;
+        std::string caPem = ca.caPem();
+        router.exact("/ca.pem", [caPem](const rm::common::HttpRequest&) {
+            return rm::common::HttpResponse::text(200, caPem);
+        });
+        router.prefix("/repository/", [repository](const rm::common::HttpRequest& request) {
+            fs::path file = repository / fs::path(request.path).filename();
+            if (repository.empty() || !fs::is_regular_file(file))
+                return rm::common::HttpResponse::text(404, "not found\n");
+            rm::common::HttpResponse r;  // byte for byte (HttpResponse::text ends with a newline)
+            r.contentType = "application/gzip";
+            r.body = readFile(file);
+            return r;
+        });
         server_ = std::make_unique<rm::common::SoapServer>(
             options,
             std::make_unique<rm::common::GeneratedEndpoint<FakeManager>>(
                 std::make_unique<FakeManager>(state)),
-            rm::common::HttpRouter(), logger_);
+            std::move(router), logger_);
         server_->start();
     }
     ~ManagerSink() { server_->stop(); }
     std::string url() const { return server_->url(); }
+    // Where an agent finds a package file of the repository.
+    std::string packageUrl(const std::string& file) const { return url() + "/repository/" + file; }
+    // The node-agent arguments that enroll with this fake RM.
+    std::vector<std::string> joinArgs() const {
+        return {"--manager",      url(),         "--join-token",
+                state->joinToken, "--ca-sha256", state->ca->caSha256()};
+    }
 
   private:
+    static std::string readFile(const fs::path& file) {
+        std::ifstream in(file, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    }
     rm::common::Logger logger_;
 
   public:
@@ -230,18 +283,20 @@ struct DeployItem {
     std::vector<std::string> dependsOn;
 };
 
-// The Deployer port type of one agent, as the RM drives it.
+// The Deployer port type of one agent, as the RM drives it: over TLS, with the RM's certificate.
 class AgentClient {
   public:
-    explicit AgentClient(std::string url) : url_(std::move(url)) {
+    AgentClient(std::string url, RmCredentials as) : url_(std::move(url)), as_(std::move(as)) {
         rm::common::ServerOptions limits;
         rm::common::applyXmlLimits(proxy_.soap, limits);
+        rm::testing::callAgentAs(proxy_.soap, as_);
     }
 
-    // Returns "" when accepted, else the fault string.
+    // Returns "" when accepted, else the fault string. Package URLs are the sink's, or
+    // `urlOverride` when given.
     std::string deploy(const std::string& callbackId, const std::vector<DeployItem>& items,
-                       const FileServer& files, const std::string& callback,
-                       const std::string& shaOverride = "") {
+                       const ManagerSink& files, const std::string& callback,
+                       const std::string& shaOverride = "", const std::string& urlOverride = "") {
         proxy_.destroy();
         _rm__Deploy request;
         request.callbackID = callbackId;
@@ -254,7 +309,7 @@ class AgentClient {
             p->ServiceVersion = item.package.coords.serviceVersion;
             p->PackageName = item.package.coords.packageName;
             p->PackageVersion = item.package.coords.packageVersion;
-            p->URL = files.url(item.package.file);
+            p->URL = urlOverride.empty() ? files.packageUrl(item.package.file) : urlOverride;
             p->SHA256 = shaOverride.empty() ? item.package.sha256 : shaOverride;
             p->dependsOn = item.dependsOn;
             request.package.push_back(p);
@@ -286,7 +341,7 @@ class AgentClient {
     }
 
     std::pair<std::map<std::string, NodePackage>, std::map<std::string, NodeInstance>> state() {
-        auto state = rm::testing::getNodeState(url_);
+        auto state = rm::testing::getNodeState(url_, as_);
         return {state.packages, state.instances};
     }
 
@@ -313,6 +368,7 @@ class AgentClient {
     }
 
     std::string url_;
+    RmCredentials as_;
     DeployerBindingProxy proxy_;
 };
 
@@ -335,13 +391,15 @@ BOOST_AUTO_TEST_SUITE(agent_node)
 
 BOOST_AUTO_TEST_CASE(registers_goes_lost_when_killed_and_comes_back_with_same_id) {
     TempDir dir("agent-presence");
-    DaemonProcess rmd("resource-manager",
-                      {"--scope", kScope, "--listen", "127.0.0.1:0", "--state-dir",
-                       (dir.path() / "rm").string(), "--repository", dir.path().string(),
-                       "--node-lost-after-ms", "1200", "--heartbeat-interval-ms", "200"},
-                      dir.path() / "rm.log");
+    DaemonProcess rmd(
+        "resource-manager",
+        {"--scope", kScope, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+         "--state-dir", (dir.path() / "rm").string(), "--repository", dir.path().string(),
+         "--node-lost-after-ms", "1200", "--heartbeat-interval-ms", "200"},
+        dir.path() / "rm.log");
     rm::client::RmClient client({rmd.url(), "", "", 10, "", ""});
-    auto agent = startAgent(dir.path() / "agent", rmd.url(), dir.path() / "agent.log");
+    auto agent =
+        startAgent(dir.path() / "agent", rm::testing::joinArgs(rmd), dir.path() / "agent.log");
 
     auto findNode = [&]() -> std::optional<rm::client::NodeRow> {
         for (const auto& n : client.listNodes()) {
@@ -353,12 +411,15 @@ BOOST_AUTO_TEST_CASE(registers_goes_lost_when_killed_and_comes_back_with_same_id
     auto first = *findNode();
     BOOST_TEST(first.liveness == "ALIVE");
     BOOST_TEST(first.endpoint == agent->url());
+    BOOST_TEST(agent->url().rfind("https://", 0) == 0u, agent->url());
     BOOST_TEST(first.labels.size() == 1u);
 
     agent->kill9();
     BOOST_REQUIRE(waitUntil([&] { return findNode()->liveness == "LOST"; }, 8s));
 
-    agent = startAgent(dir.path() / "agent", rmd.url(), dir.path() / "agent.log");
+    // Enrolled already: it comes back with its kept certificate, no token needed.
+    agent =
+        startAgent(dir.path() / "agent", {"--manager", rmd.agentUrl()}, dir.path() / "agent.log");
     BOOST_REQUIRE(waitUntil([&] { return findNode()->liveness == "ALIVE"; }, 8s));
     auto again = *findNode();
     BOOST_TEST(again.id == first.id);
@@ -369,13 +430,31 @@ BOOST_AUTO_TEST_CASE(registers_goes_lost_when_killed_and_comes_back_with_same_id
 
 BOOST_AUTO_TEST_CASE(keeps_retrying_while_the_manager_is_down) {
     TempDir dir("agent-nomanager");
-    // Nothing listens on the manager URL: the agent must stay up and serve anyway.
-    auto agent = startAgent(dir.path() / "agent", "http://127.0.0.1:1", dir.path() / "agent.log");
+    FakeScopeCa ca;
+    std::string managerUrl;
+    {
+        // Enrolled once while its RM ran...
+        ManagerSink sink(ca);
+        managerUrl = sink.url();
+        auto agent = startAgent(dir.path() / "agent", sink.joinArgs(), dir.path() / "first.log");
+        BOOST_REQUIRE_MESSAGE(waitUntil(
+                                  [&] {
+                                      std::lock_guard lock(sink.state->mutex);
+                                      return sink.state->registrations > 0;
+                                  },
+                                  10s),
+                              agent->log());
+        BOOST_TEST(agent->terminate() == 0);
+    }
+    // ...then started while nothing listens on the manager URL: it must stay up and serve anyway.
+    auto agent =
+        startAgent(dir.path() / "agent", {"--manager", managerUrl}, dir.path() / "agent.log");
     std::this_thread::sleep_for(1500ms);
     BOOST_TEST(agent->running());
-    auto health = rm::testing::httpRequest(agent->url(), "GET", "/healthz");
+    auto as = ca.asRm();
+    auto health = rm::testing::httpsRequest(agent->url(), "GET", "/healthz", as.keyFile, as.caFile);
     BOOST_TEST(health.status == 200);
-    auto engine = rm::testing::httpRequest(agent->url(), "GET", "/engine");
+    auto engine = rm::testing::httpsRequest(agent->url(), "GET", "/engine", as.keyFile, as.caFile);
     BOOST_TEST(engine.body.find("\"presence\"") != std::string::npos);
     BOOST_TEST(agent->log().find("register_failed") != std::string::npos);
     BOOST_TEST(agent->terminate() == 0);
@@ -390,19 +469,30 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     auto broken = packSample("broken-install", repo);
     auto dependsOnBroken = packSample("depends-on-broken", repo);
     auto docs = packSample("static-docs", repo);
-    FileServer files(repo);
-    ManagerSink sink;
+    FakeScopeCa ca;
+    ManagerSink sink(ca, repo);
     sink.state->refuseReports = 2;  // the outbox must retry until acknowledged
-    auto agent = startAgent(dir.path() / "agent", sink.url(), dir.path() / "agent.log");
-    AgentClient node(agent->url());
+    auto agent = startAgent(dir.path() / "agent", sink.joinArgs(), dir.path() / "agent.log");
+    AgentClient node(agent->url(), ca.asRm());
+    BOOST_REQUIRE_MESSAGE(waitUntil(
+                              [&] {
+                                  std::lock_guard lock(sink.state->mutex);
+                                  return sink.state->registrations > 0;
+                              },
+                              10s),
+                          agent->log());
+    // Reports go to the RM the node enrolled with, whatever callback a Deploy names.
+    const std::string elsewhere = "http://127.0.0.1:1/not-the-rm";
 
     // Bad input is refused with InvalidRequestFault and changes nothing.
-    BOOST_TEST(
-        node.deploy("bad id!", {{stubs, {}}}, files, sink.url()).find("InvalidRequestFault") == 0u);
-    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, sink.url(), "abc").find("SHA256") !=
+    BOOST_TEST(node.deploy("bad id!", {{stubs, {}}}, sink, elsewhere).find("InvalidRequestFault") ==
+               0u);
+    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, sink, elsewhere, "abc").find("SHA256") !=
                std::string::npos);
-    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, files, "ftp://x").find("callbackEndpoint") !=
-               std::string::npos);
+    // Packages come from the enrolled RM only.
+    BOOST_TEST(node.deploy("cb-bad", {{stubs, {}}}, sink, elsewhere, "",
+                           "http://127.0.0.1:1/repository/" + stubs.file)
+                   .find("is not on the Resource Manager") != std::string::npos);
     BOOST_TEST(node.state().first.empty());
 
     std::vector<DeployItem> request{{stubs, {}},
@@ -410,13 +500,13 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
                                     {broken, {}},
                                     {dependsOnBroken, {"Broken-Install"}},
                                     {docs, {}}};
-    BOOST_REQUIRE_EQUAL(node.deploy("cb-1", request, files, sink.url()), "");
+    BOOST_REQUIRE_EQUAL(node.deploy("cb-1", request, sink, elsewhere), "");
     BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-1").has_value(); }, 40s),
                           agent->log());
     auto closed = *sink.state->closed("cb-1");
     auto states = statesOf(closed);
-    BOOST_TEST(states["Notifier-stubs"] == "ACTIVATED");
-    BOOST_TEST(states["Notifier-service"] == "RUNNING");
+    BOOST_TEST(states["Notifier-stubs"] == "ACTIVATED", messageOf(closed, "Notifier-stubs"));
+    BOOST_TEST(states["Notifier-service"] == "RUNNING", messageOf(closed, "Notifier-service"));
     BOOST_TEST(states["Broken-Install"] == "FAILED");
     BOOST_TEST(states["Depends-On-Broken"] == "SKIPPED");
     BOOST_TEST(states["Docs"] == "NOTVERIFIED");
@@ -429,6 +519,12 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
     for (size_t i = 1; i < reports.size(); ++i)
         BOOST_TEST(reports[i].sequence > reports[i - 1].sequence);
     BOOST_TEST(reports.back().status == "CLOSED");
+    {
+        std::lock_guard lock(sink.state->mutex);
+        BOOST_TEST(sink.state->enrolled.size() == 1u);
+        BOOST_TEST(closed.nodeId == sink.state->enrolled.at(0));
+        BOOST_TEST(sink.state->registeredEndpoint == agent->url());
+    }
 
     auto [packages, instances] = node.state();
     BOOST_TEST(packages["Notifier-service"].status == "RUNNING");
@@ -446,26 +542,30 @@ BOOST_AUTO_TEST_CASE(deploys_the_samples_to_their_states_and_undeploys_them) {
 
     // The same callbackID again: acknowledged, not executed twice.
     size_t before = sink.state->of("cb-1").size();
-    BOOST_REQUIRE_EQUAL(node.deploy("cb-1", request, files, sink.url()), "");
+    BOOST_REQUIRE_EQUAL(node.deploy("cb-1", request, sink, elsewhere), "");
     std::this_thread::sleep_for(700ms);
     BOOST_TEST(sink.state->of("cb-1").size() == before);
     BOOST_TEST(node.state().second["Notifier-service"].pid == pid);
 
     // The same packages under a new callbackID: already there.
     BOOST_REQUIRE_EQUAL(
-        node.deploy("cb-2", {{stubs, {}}, {service, {"Notifier-stubs"}}}, files, sink.url()), "");
+        node.deploy("cb-2", {{stubs, {}}, {service, {"Notifier-stubs"}}}, sink, elsewhere), "");
     BOOST_REQUIRE(waitUntil([&] { return sink.state->closed("cb-2").has_value(); }, 10s));
     auto again = statesOf(*sink.state->closed("cb-2"));
     BOOST_TEST(again["Notifier-stubs"] == "ALREADYDEPLOYED");
     BOOST_TEST(again["Notifier-service"] == "ALREADYDEPLOYED");
 
     // The stubs are still needed by the service.
-    BOOST_REQUIRE_EQUAL(node.undeploy("cb-3", {stubs}, sink.url()), "");
+    BOOST_REQUIRE_EQUAL(node.undeploy("cb-3", {stubs}, elsewhere), "");
     BOOST_REQUIRE(waitUntil([&] { return sink.state->closed("cb-3").has_value(); }, 10s));
     BOOST_TEST(statesOf(*sink.state->closed("cb-3"))["Notifier-stubs"] == "NOTUNDEPLOYABLE");
 
-    // Everything of the scope.
-    BOOST_REQUIRE_EQUAL(node.undeploy("cb-4", {}, sink.url()), "");
+    // An Undeploy naming no package is refused: "everything" is never implied.
+    BOOST_TEST(node.undeploy("cb-all", {}, elsewhere).find("InvalidRequestFault") == 0u);
+    BOOST_TEST(node.state().first.size() == 4u);
+
+    // Everything that is deployed, named (the service before the library it needs).
+    BOOST_REQUIRE_EQUAL(node.undeploy("cb-4", {service, stubs, broken, docs}, elsewhere), "");
     BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-4").has_value(); }, 20s),
                           agent->log());
     auto removed = statesOf(*sink.state->closed("cb-4"));
@@ -494,21 +594,22 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
 )";
     fs::path repo = dir.path() / "repo";
     auto slow = pack(source, repo);
-    FileServer files(repo);
-    ManagerSink sink;
+    FakeScopeCa ca;
+    ManagerSink sink(ca, repo);
     fs::path root = dir.path() / "agent";
     fs::path container = root / "services" / "Slow" / "Slow-service";
-    auto agent = startAgent(root, sink.url(), dir.path() / "agent.log");
+    auto agent = startAgent(root, sink.joinArgs(), dir.path() / "agent.log");
     BOOST_REQUIRE_EQUAL(
-        AgentClient(agent->url()).deploy("cb-slow", {{slow, {}}}, files, sink.url()), "");
+        AgentClient(agent->url(), ca.asRm()).deploy("cb-slow", {{slow, {}}}, sink, sink.url()), "");
 
     // Killed while Install runs (the container is unpacked, Install has not finished).
     BOOST_REQUIRE(waitUntil([&] { return fs::exists(container / "installs"); }, 10s));
     agent->kill9();
     BOOST_TEST(!sink.state->closed("cb-slow").has_value());
 
-    agent = startAgent(root, sink.url(), dir.path() / "agent.log");
-    AgentClient node(agent->url());
+    // Restarts need no token: the node keeps its certificate.
+    agent = startAgent(root, {"--manager", sink.url()}, dir.path() / "agent.log");
+    AgentClient node(agent->url(), ca.asRm());
     BOOST_REQUIRE_MESSAGE(waitUntil([&] { return sink.state->closed("cb-slow").has_value(); }, 20s),
                           agent->log());
     BOOST_TEST(statesOf(*sink.state->closed("cb-slow"))["Slow-service"] == "RUNNING");
@@ -519,8 +620,8 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
 
     // Killed while the service runs: the next agent adopts it rather than starting a second one.
     agent->kill9();
-    agent = startAgent(root, sink.url(), dir.path() / "agent.log");
-    AgentClient restarted(agent->url());
+    agent = startAgent(root, {"--manager", sink.url()}, dir.path() / "agent.log");
+    AgentClient restarted(agent->url(), ca.asRm());
     BOOST_REQUIRE(waitUntil(
         [&] { return restarted.state().second["Slow-service"].state == "running"; }, 10s));
     BOOST_TEST(restarted.state().second["Slow-service"].pid == running[0]);
@@ -532,24 +633,32 @@ BOOST_AUTO_TEST_CASE(finishes_after_kill_during_install_without_duplicate_proces
     BOOST_TEST(statesOf(*sink.state->closed("cb-remove"))["Slow-service"] == "UNDEPLOYED");
     BOOST_TEST(processesIn(container, "3601").empty());
     BOOST_TEST(!fs::exists(container));
+    {
+        std::lock_guard lock(sink.state->mutex);
+        BOOST_TEST(sink.state->enrolled.size() == 1u);  // enrolled once, for all three runs
+    }
     BOOST_TEST(agent->terminate() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(hollow_nodes_register_and_deploy_without_files) {
     TempDir dir("agent-hollow");
-    DaemonProcess rmd(
-        "resource-manager",
-        {"--scope", kScope, "--listen", "127.0.0.1:0", "--state-dir", (dir.path() / "rm").string(),
-         "--repository", dir.path().string(), "--heartbeat-interval-ms", "300"},
-        dir.path() / "rm.log");
+    fs::path repo = dir.path() / "repo";
+    for (const char* sample :
+         {"is-notifier-stubs", "is-notifier-service", "broken-install", "depends-on-broken"})
+        packSample(sample, repo);
+    DaemonProcess rmd("resource-manager",
+                      {"--scope", kScope, "--listen", "127.0.0.1:0", "--agent-listen",
+                       "127.0.0.1:0", "--state-dir", (dir.path() / "rm").string(), "--repository",
+                       repo.string(), "--heartbeat-interval-ms", "300"},
+                      dir.path() / "rm.log");
     rm::client::RmClient client({rmd.url(), "", "", 10, "", ""});
     fs::path root = dir.path() / "hollow";
-    auto hollow = std::make_unique<DaemonProcess>(
-        "node-agent",
-        std::vector<std::string>{"--name", "sim", "--hollow", "3", "--hollow-step-ms", "20",
-                                 "--listen", "127.0.0.1:0", "--manager", rmd.url(), "--root",
-                                 root.string()},
-        dir.path() / "hollow.log");
+    // One token (of unlimited uses) enrolls every hollow node.
+    std::vector<std::string> args{"--name", "sim",      "--hollow",    "3",      "--hollow-step-ms",
+                                  "20",     "--listen", "127.0.0.1:0", "--root", root.string()};
+    auto join = rm::testing::joinArgs(rmd);
+    args.insert(args.end(), join.begin(), join.end());
+    auto hollow = std::make_unique<DaemonProcess>("node-agent", args, dir.path() / "hollow.log");
     BOOST_REQUIRE_MESSAGE(waitUntil([&] { return client.listNodes().size() == 3u; }, 10s),
                           hollow->log());
     std::map<std::string, rm::client::NodeRow> nodes;
@@ -558,29 +667,39 @@ BOOST_AUTO_TEST_CASE(hollow_nodes_register_and_deploy_without_files) {
                   nodes.contains("sim-0003"));
     BOOST_TEST(nodes["sim-0001"].endpoint == hollow->url());
     BOOST_TEST(nodes["sim-0001"].id != nodes["sim-0002"].id);
+    for (const auto& [name, node] : nodes)
+        BOOST_TEST(fs::exists(root / "pki" / name / "node.pem"), name << " keeps its certificate");
 
-    ManagerSink sink;
-    fs::path repo = dir.path() / "repo";
-    auto stubs = packSample("is-notifier-stubs", repo);
-    auto broken = packSample("broken-install", repo);
-    FileServer files(repo);
-    AgentClient second(nodes["sim-0002"].endpoint);
-    BOOST_REQUIRE_EQUAL(second.deploy("cb-h", {{stubs, {}}, {broken, {}}}, files, sink.url()), "");
-    BOOST_REQUIRE(waitUntil([&] { return sink.state->closed("cb-h").has_value(); }, 10s));
-    auto closed = *sink.state->closed("cb-h");
-    BOOST_TEST(closed.nodeId == nodes["sim-0002"].id);
-    BOOST_TEST(statesOf(closed)["Notifier-stubs"] == "ACTIVATED");
-    BOOST_TEST(statesOf(closed)["Broken-Install"] == "FAILED");
-    BOOST_TEST(second.state().first.size() == 2u);
-    BOOST_TEST(AgentClient(nodes["sim-0001"].endpoint).state().first.empty());
+    // Deployed through the RM on sim-0002: the simulated steps report back to it.
+    rm::client::ScopeRequest request;
+    request.targetScope = kScope;
+    request.services = {{"InformationSystem", "IS-Notifier", {}, {}, {}, std::string("sim-0002")},
+                        {"Samples", "Broken-Install", {}, {}, {}, std::string("sim-0002")}};
+    auto report = rm::testing::waitClosed(client, client.addResources(request), 30s);
+    BOOST_REQUIRE_MESSAGE(report.ghns.size() == 1u, hollow->log());
+    BOOST_TEST(report.ghns[0].id == nodes["sim-0002"].id);
+    BOOST_TEST(report.ghns[0].nodeStatus == "CLOSED");
+    std::map<std::string, std::string> states;
+    for (const auto& p : report.ghns[0].packages) states[p.packageName] = p.status;
+    BOOST_TEST(states["Notifier-stubs"] == "ACTIVATED");
+    BOOST_TEST(states["Notifier-service"] == "ACTIVATED");  // simulated: nothing runs
+    BOOST_TEST(states["Broken-Install"] == "FAILED");
+    BOOST_TEST(states["Depends-On-Broken"] == "SKIPPED");
+    BOOST_TEST(report.sessionExitStatus.value_or("-") == "FAILED");  // Broken-Install, on purpose
+    auto rmSide = rm::testing::rmCredentials(dir.path() / "rm");
+    auto second = rm::testing::getNodeState(nodes["sim-0002"].endpoint, rmSide).packages;
+    BOOST_TEST(second.contains("Notifier-stubs"));
+    BOOST_TEST(second.contains("Notifier-service"));
+    BOOST_TEST(!second.contains("Depends-On-Broken"));
+    BOOST_TEST(rm::testing::getNodeState(nodes["sim-0001"].endpoint, rmSide).packages.empty());
     BOOST_TEST(!fs::exists(root / "services"));
 
-    // Restarted, every hollow node keeps its ID.
+    // Restarted (no token needed), every hollow node keeps its ID.
     hollow->kill9();
     hollow = std::make_unique<DaemonProcess>(
         "node-agent",
         std::vector<std::string>{"--name", "sim", "--hollow", "3", "--listen", "127.0.0.1:0",
-                                 "--manager", rmd.url(), "--root", root.string()},
+                                 "--manager", rmd.agentUrl(), "--root", root.string()},
         dir.path() / "hollow.log");
     BOOST_REQUIRE(waitUntil(
         [&] {

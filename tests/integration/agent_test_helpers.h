@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/soap_server.h"
+#include "common/tls.h"
 #include "daemon_process.h"
 #include "soapDeployerBindingProxy.h"
 
@@ -44,21 +45,40 @@ inline int freePort() {
     return socket.address().port();
 }
 
-// A node-agent for `root`, registering with `manager`. `faults` (RM_FAULTS syntax, see
-// common/fault_points.h) arms fault points in this process only.
+// A node-agent for `root`, joining the scope with `join`: joinArgs(...) (--manager, --join-token,
+// --ca-sha256) for its first start, or just {"--manager", agentUrl} for an agent enrolled before.
+// `faults` (RM_FAULTS syntax, see common/fault_points.h) arms fault points in this process only.
 inline std::unique_ptr<DaemonProcess> startAgent(const std::filesystem::path& root,
-                                                 const std::string& manager,
+                                                 const std::vector<std::string>& join,
                                                  const std::filesystem::path& log,
                                                  const std::string& name = "node1",
                                                  const std::string& listen = "127.0.0.1:0",
                                                  const std::string& faults = "") {
     std::vector<std::string> env;
     if (!faults.empty()) env.push_back("RM_FAULTS=" + faults);
-    return std::make_unique<DaemonProcess>(
-        "node-agent",
-        std::vector<std::string>{"--name", name, "--listen", listen, "--manager", manager, "--root",
-                                 root.string(), "--labels", "zone=test", "--log-level", "info"},
-        log, std::chrono::seconds(30), env);
+    std::vector<std::string> args{"--name", name, "--listen", listen};
+    args.insert(args.end(), join.begin(), join.end());
+    args.insert(args.end(),
+                {"--root", root.string(), "--labels", "zone=test", "--log-level", "info"});
+    return std::make_unique<DaemonProcess>("node-agent", args, log, std::chrono::seconds(30), env);
+}
+
+// Who calls an agent: the RM's key and certificate (STATE/pki/rm.pem) and the scope CA
+// (STATE/pki/ca.pem), as the RM itself calls its nodes. Empty: no client certificate.
+struct RmCredentials {
+    std::string keyFile;
+    std::string caFile;
+};
+// The credentials of the resource-manager whose --state-dir is `rmStateDir`.
+inline RmCredentials rmCredentials(const std::filesystem::path& rmStateDir) {
+    return {(rmStateDir / "pki" / "rm.pem").string(), (rmStateDir / "pki" / "ca.pem").string()};
+}
+
+// Prepares `soap` to call an https:// agent as `as`: the agent's certificate must chain to the
+// scope CA (it is known by its node ID, not by host name, so the host check is off).
+inline void callAgentAs(struct soap* soap, const RmCredentials& as) {
+    rm::common::configureTlsClient(soap, {as.keyFile, as.caFile, {}, {}});
+    soap->ssl_flags |= SOAP_SSL_SKIP_HOST_CHECK;
 }
 
 namespace detail {
@@ -168,11 +188,13 @@ struct NodeState {
     std::map<std::string, NodeInstance> instances;  // by PackageName
 };
 
-// Throws std::runtime_error when the agent does not answer.
-inline NodeState getNodeState(const std::string& agentUrl) {
+// Asks the agent at `agentUrl` as `as` (the RM: only its certificate is answered). Throws
+// std::runtime_error when the agent does not answer.
+inline NodeState getNodeState(const std::string& agentUrl, const RmCredentials& as) {
     DeployerBindingProxy proxy;
     rm::common::ServerOptions limits;
     rm::common::applyXmlLimits(proxy.soap, limits);
+    callAgentAs(proxy.soap, as);
     _rm__GetNodeState request;
     _rm__GetNodeStateResponse response;
     if (proxy.GetNodeState(agentUrl.c_str(), nullptr, &request, response) != SOAP_OK) {

@@ -70,7 +70,8 @@ BOOST_AUTO_TEST_CASE(report_and_scope_pages_render_in_chromium) {
     DaemonProcess rm("resource-manager",
                      {"--scope", "/gcube/devsec", "--listen", "127.0.0.1:0", "--state-dir",
                       (dir.path() / "state").string(), "--repository",
-                      (rm::testing::binDir().parent_path() / "repository").string()},
+                      (rm::testing::binDir().parent_path() / "repository").string(),
+                      "--agent-listen", "127.0.0.1:0"},
                      dir.path() / "rm.log");
     rm::client::RmClient client({rm.url()});
     rm::client::ScopeRequest request;

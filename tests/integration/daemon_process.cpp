@@ -1,6 +1,8 @@
 #include "daemon_process.h"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
@@ -19,6 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cli/rm_client.h"
+
 extern char** environ;
 
 namespace rm::testing {
@@ -30,6 +34,11 @@ TempDir::TempDir(const std::string& prefix) {
     std::random_device rd;
     path_ = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
+    // Agents started as root run packages as an unprivileged user, which must get through to the
+    // containers under an agent root made here: search only, no listing.
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_all |
+                                            std::filesystem::perms::group_exec |
+                                            std::filesystem::perms::others_exec);
 }
 
 TempDir::~TempDir() {
@@ -75,7 +84,9 @@ DaemonProcess::DaemonProcess(const std::string& program, std::vector<std::string
     }
     auto deadline = std::chrono::steady_clock::now() + startTimeout;
     std::string line;
-    while (line.find('\n') == std::string::npos) {
+    // The RM prints its operator URL, then "agents: URL".
+    size_t linesWanted = program == "resource-manager" ? 2 : 1;
+    while (static_cast<size_t>(std::count(line.begin(), line.end(), '\n')) < linesWanted) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         pollfd p{out[0], POLLIN, 0};
         if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -91,6 +102,15 @@ DaemonProcess::DaemonProcess(const std::string& program, std::vector<std::string
         throw std::runtime_error(program + " did not print its URL; log:\n" + log());
     }
     url_ = line.substr(0, nl);
+    if (linesWanted == 2) {
+        auto second = line.find('\n', nl + 1);
+        std::string agents = second == std::string::npos ? "" : line.substr(nl + 1, second - nl - 1);
+        if (agents.rfind("agents: ", 0) != 0) {
+            kill9();
+            throw std::runtime_error(program + " did not print its agent URL; log:\n" + log());
+        }
+        agentUrl_ = agents.substr(8);
+    }
 }
 
 DaemonProcess::~DaemonProcess() {
@@ -166,6 +186,53 @@ HttpResult httpRequest(const std::string& url, const std::string& method, const 
     result.contentType = response.getContentType();
     Poco::StreamCopier::copyToString(in, result.body);
     return result;
+}
+
+HttpResult httpsRequest(const std::string& url, const std::string& method, const std::string& path,
+                        const std::string& keyFile, const std::string& caFile, const std::string& body,
+                        const std::string& contentType) {
+    Poco::URI uri(url);
+    Poco::Net::Context::Params params;
+    params.privateKeyFile = keyFile;
+    params.certificateFile = keyFile;
+    params.caLocation = caFile;
+    params.verificationMode = Poco::Net::Context::VERIFY_RELAXED;
+    Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
+    context->enableExtendedCertificateVerification(false);
+    Poco::Net::HTTPSClientSession session(uri.getHost(), uri.getPort(), context);
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!body.empty() || method == "POST") {
+        request.setContentLength(static_cast<std::streamsize>(body.size()));
+        if (!contentType.empty()) request.setContentType(contentType);
+    }
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    HttpResult result;
+    result.status = static_cast<int>(response.getStatus());
+    result.contentType = response.getContentType();
+    Poco::StreamCopier::copyToString(in, result.body);
+    return result;
+}
+
+JoinToken createJoinToken(const std::string& rmUrl, int uses, const std::string& user,
+                          const std::string& password) {
+    rm::client::ClientOptions options;
+    options.url = rmUrl;
+    options.user = user;
+    options.password = password;
+    rm::client::RmClient client(options);
+    auto made = client.createJoinToken(3600, uses, "test");
+    return {made.token, made.caSha256, made.agentUrl};
+}
+
+std::vector<std::string> joinArgs(const JoinToken& token) {
+    return {"--manager", token.agentUrl, "--join-token", token.token, "--ca-sha256", token.caSha256};
+}
+
+std::vector<std::string> joinArgs(const DaemonProcess& rm) {
+    return joinArgs(createJoinToken(rm.url()));
 }
 
 }  // namespace rm::testing

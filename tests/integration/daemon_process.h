@@ -40,6 +40,8 @@ public:
     DaemonProcess& operator=(const DaemonProcess&) = delete;
 
     const std::string& url() const { return url_; }
+    // resource-manager only: its agent port, from its second line of output ("agents: URL").
+    const std::string& agentUrl() const { return agentUrl_; }
     pid_t pid() const { return pid_; }
     bool running();
     // How it ended (exit status, or -signal); nullopt while it runs.
@@ -53,6 +55,7 @@ private:
     int reap(bool block);
     pid_t pid_ = -1;
     std::string url_;
+    std::string agentUrl_;
     std::filesystem::path logFile_;
     bool exited_ = false;
     int status_ = 0;
@@ -67,5 +70,26 @@ struct HttpResult {
 HttpResult httpRequest(const std::string& url, const std::string& method, const std::string& path,
                        const std::string& body = {}, const std::string& contentType = {},
                        const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+// Like httpRequest, over https with a client certificate (`keyFile`: key + certificate PEM) and
+// the server checked against `caFile` by chain only (our daemons are known by identity, not
+// host name).
+HttpResult httpsRequest(const std::string& url, const std::string& method, const std::string& path,
+                        const std::string& keyFile, const std::string& caFile,
+                        const std::string& body = {}, const std::string& contentType = {});
+
+// What an agent needs to join the scope of a resource-manager started by a test.
+struct JoinToken {
+    std::string token;
+    std::string caSha256;
+    std::string agentUrl;
+};
+// A join token from the RM at `rmUrl` (operator port), for `uses` agents (0: any number).
+JoinToken createJoinToken(const std::string& rmUrl, int uses = 0, const std::string& user = {},
+                          const std::string& password = {});
+// The node-agent arguments that enroll with it: --manager, --join-token, --ca-sha256.
+std::vector<std::string> joinArgs(const JoinToken& token);
+// A token and the arguments for an agent of `rm` in one step.
+std::vector<std::string> joinArgs(const DaemonProcess& rm);
 
 }  // namespace rm::testing

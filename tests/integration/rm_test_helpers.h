@@ -46,12 +46,16 @@ class RmInstance {
     std::filesystem::path logFile() const { return dir_.path() / "rm.log"; }
     const std::filesystem::path& dir() const { return dir_.path(); }
     const std::string& url() const { return daemon_->url(); }
+    const std::string& agentUrl() const { return daemon_->agentUrl(); }
+    // The RM's own key and certificate, and the scope CA (to talk to agents as the RM does).
+    std::filesystem::path rmKeyFile() const { return stateDir() / "pki" / "rm.pem"; }
+    std::filesystem::path caFile() const { return stateDir() / "pki" / "ca.pem"; }
     DaemonProcess& daemon() { return *daemon_; }
 
     void start() {
         std::vector<std::string> args{
             "--scope",           kScope,         "--listen",           "127.0.0.1:0", "--state-dir",
-            stateDir().string(), "--repository", repository().string()};
+            stateDir().string(), "--repository", repository().string(), "--agent-listen", "127.0.0.1:0"};
         args.insert(args.end(), extra_.begin(), extra_.end());
         daemon_ = std::make_unique<DaemonProcess>("resource-manager", args, logFile());
     }

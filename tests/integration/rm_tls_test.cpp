@@ -1,8 +1,7 @@
 // The RM over HTTPS and mutual TLS, with certificates made for the test by the openssl tool: a
 // client that trusts the CA is served, one that does not is refused, and with
-// --tls-require-client-cert only clients holding a certificate signed by --tls-ca get in. Node
-// agents and the RM then speak mutual TLS to each other in both directions (registration,
-// heartbeats, Deploy, package downloads, reports).
+// --tls-require-client-cert only clients holding a certificate signed by --tls-ca get in. Agents
+// do not use these flags: they enroll on the agent port (tests/integration/node_security_test.cpp).
 #include <filesystem>
 
 #include "agent_test_helpers.h"
@@ -94,7 +93,10 @@ BOOST_AUTO_TEST_CASE(mutual_tls_admits_only_certified_clients) {
     BOOST_TEST(ids.count("stranger") == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(rm_and_agents_deploy_over_mutual_tls) {
+// The operator port on mutual TLS with the operator's own PKI (--tls-*), and next to it the agent
+// port with the scope CA: an agent enrolled with a token made over the operator's TLS registers,
+// deploys and reports; its own port answers the RM's certificate only.
+BOOST_AUTO_TEST_CASE(operator_mutual_tls_next_to_enrolled_agents) {
     using namespace std::chrono_literals;
     TestPki pki;
     RmInstance rm({"--tls-key", pki.file("server.pem"), "--tls-ca", pki.file("ca.pem"),
@@ -105,21 +107,16 @@ BOOST_AUTO_TEST_CASE(rm_and_agents_deploy_over_mutual_tls) {
     }
     rm.restart();  // indexes the repository
     rm::client::RmClient client(tlsOptions(rm, pki.file("ca.pem"), pki.file("client.pem")));
+    auto made = client.createJoinToken(600, 1, "rm_tls_test");
+    BOOST_TEST(made.agentUrl == rm.agentUrl());
+    BOOST_TEST(rm.agentUrl().rfind("https://", 0) == 0u, rm.agentUrl());
 
-    auto agentArgs = [&](const std::string& name, std::vector<std::string> tls) {
-        std::vector<std::string> args{"--name",  name, "--listen", "127.0.0.1:0", "--manager",
-                                      rm.url(), "--root", (rm.dir() / ("agent-" + name)).string()};
-        args.insert(args.end(), tls.begin(), tls.end());
-        return args;
-    };
-    DaemonProcess agent("node-agent",
-                        agentArgs("node-a", {"--tls-key", pki.file("node.pem"), "--tls-ca",
-                                             pki.file("ca.pem"), "--tls-require-client-cert",
-                                             "true"}),
-                        rm.dir() / "agent-a.log");
-    // Without a certificate of its own an agent cannot register: the RM wants one.
-    DaemonProcess anonymous("node-agent", agentArgs("node-anon", {"--tls-ca", pki.file("ca.pem")}),
-                            rm.dir() / "agent-anon.log");
+    std::vector<std::string> args{"--name",      "node-a", "--listen",
+                                  "127.0.0.1:0", "--root", (rm.dir() / "agent-a").string()};
+    auto join = joinArgs(JoinToken{made.token, made.caSha256, made.agentUrl});
+    args.insert(args.end(), join.begin(), join.end());
+    ProcessReaper reaper{rm.dir() / "agent-a"};  // ends what the agent leaves running, after it
+    DaemonProcess agent("node-agent", args, rm.dir() / "agent-a.log");
     BOOST_TEST(agent.url().rfind("https://", 0) == 0u, "the agent serves HTTPS: " << agent.url());
 
     std::string nodeId;
@@ -145,18 +142,12 @@ BOOST_AUTO_TEST_CASE(rm_and_agents_deploy_over_mutual_tls) {
                    p.packageName << " ended " << p.status << ": " << p.message);
     }
 
-    // The anonymous agent kept being refused and is not a node of the scope.
-    for (const auto& n : client.listNodes()) BOOST_TEST(n.name != "node-anon");
-    BOOST_TEST(anonymous.log().find("event=register_failed") != std::string::npos,
-               anonymous.log());
-
-    // The agent's own endpoint admits the RM's peers only: a caller without a certificate is
-    // refused, one with a certificate of the CA is answered.
-    BOOST_TEST(nodeStateRefusal(agent.url(), {"", pki.file("ca.pem"), ""}) != "");
-    BOOST_TEST(nodeStateRefusal(agent.url(), {pki.file("stranger.pem"), pki.file("ca.pem"), ""}) !=
-               "");
-    BOOST_TEST(nodeStateRefusal(agent.url(), {pki.file("client.pem"), pki.file("ca.pem"), ""}) ==
-               "");
+    // The agent's own endpoint admits the RM only: no certificate, or the operator's certificate
+    // (of another CA), is refused; the RM's certificate of the scope CA is answered.
+    std::string scopeCa = rm.caFile().string();
+    BOOST_TEST(nodeStateRefusal(agent.url(), {"", scopeCa, "", nodeId}) != "");
+    BOOST_TEST(nodeStateRefusal(agent.url(), {pki.file("client.pem"), scopeCa, "", nodeId}) != "");
+    BOOST_TEST(nodeStateRefusal(agent.url(), {rm.rmKeyFile().string(), scopeCa, "", nodeId}) == "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "agent_test_helpers.h"
 #include "deployer/package_archive.h"
@@ -65,11 +66,15 @@ class Scope {
 
     // Starts an agent and waits until the RM lists it ALIVE; returns its node ID.
     std::string startAgent(const std::string& name, const std::string& labels = "zone=test") {
-        agents_[name] = std::make_unique<DaemonProcess>(
-            "node-agent",
-            std::vector<std::string>{"--name", name, "--listen", "127.0.0.1:0", "--manager",
-                                     rm_->url(), "--root", root(name).string(), "--labels", labels},
-            rm_->dir() / ("agent-" + name + ".log"));
+        // One token of unlimited uses enrolls every agent; a restarted one keeps its identity.
+        if (!token_) token_ = createJoinToken(rm_->url());
+        std::vector<std::string> args{"--name",      name,     "--listen",
+                                      "127.0.0.1:0", "--root", root(name).string(),
+                                      "--labels",    labels};
+        auto join = joinArgs(*token_);
+        args.insert(args.end(), join.begin(), join.end());
+        agents_[name] = std::make_unique<DaemonProcess>("node-agent", args,
+                                                        rm_->dir() / ("agent-" + name + ".log"));
         std::string id;
         BOOST_REQUIRE_MESSAGE(waitUntil(
                                   [&] {
@@ -107,6 +112,7 @@ class Scope {
   private:
     std::unique_ptr<RmInstance> rm_;
     std::unique_ptr<rm::client::RmClient> client_;
+    std::optional<JoinToken> token_;
     std::map<std::string, std::unique_ptr<DaemonProcess>> agents_;
 };
 

@@ -123,11 +123,23 @@ struct Flow {
         });
     }
 
-    bool hasCall(const std::string& callback) {
-        return waitFor([&] {
-            return scalar("SELECT COUNT(*) FROM deployments WHERE callback_id = '" + callback +
-                          "'") == 1;
+    // The callback ID of the newest `kind` call (Deploy or Undeploy) of `session`, to `node` when
+    // given, once it is planned; "" when it never is. Callback IDs are keyed (unguessable), so
+    // they are read from the store, never built from the session ID.
+    std::string callOf(const std::string& session, const std::string& kind = "Deploy",
+                       const std::string& node = {}) {
+        std::string id;
+        waitFor([&] {
+            store.database().read([&](rm::common::Database::Lock& db) {
+                auto& q = db.prepare(
+                    "SELECT callback_id FROM deployments WHERE session_id = ? AND kind = ? AND "
+                    "(? = '' OR node_id = ?) ORDER BY rowid DESC LIMIT 1");
+                q.bind(1, session).bind(2, kind).bind(3, node).bind(4, node);
+                if (q.step()) id = q.text(0);
+            });
+            return !id.empty();
         });
+        return id;
     }
 
     int64_t scalar(const std::string& sql) {
@@ -159,7 +171,7 @@ struct Flow {
         registerNode("n1", "node-1", {}, 1000, now - 60000);
         registerNode("n2", "node-2", {}, 1000, now);
         auto id = open(SessionOperation::AddResources, {isNotifier()});
-        BOOST_REQUIRE(hasCall(id + "-0"));
+        BOOST_REQUIRE(!callOf(id).empty());
         BOOST_REQUIRE(store.sessionServices(id)[0].deployedOn == "n1");
         BOOST_REQUIRE(store.markSilentNodesLost(now - 10000) == std::vector<std::string>{"n1"});
         return id;
@@ -169,8 +181,9 @@ struct Flow {
     void deployNotifier() {
         registerNode("n1", "node-1");
         auto id = open(SessionOperation::AddResources, {isNotifier()});
-        BOOST_REQUIRE(hasCall(id + "-0"));
-        report(id + "-0", "n1", 1, "CLOSED",
+        auto call = callOf(id);
+        BOOST_REQUIRE(!call.empty());
+        report(call, "n1", 1, "CLOSED",
                {reported("Notifier-stubs", "1.00.00", "ACTIVATED"),
                 reported("Notifier-service", "1.01.00", "RUNNING")});
         BOOST_REQUIRE(closed(id));
@@ -195,12 +208,16 @@ BOOST_FIXTURE_TEST_SUITE(undeploy_flow, Flow)
 BOOST_AUTO_TEST_CASE(removing_a_service_undeploys_it_and_its_instances_leave_the_scope) {
     deployNotifier();
     auto id = remove(removeService());
-    BOOST_REQUIRE(hasCall(id + "-u0"));
-    BOOST_TEST(scalar("SELECT COUNT(*) FROM deployments WHERE callback_id = '" + id +
-                      "-u0' AND kind = 'Undeploy' "
+    auto call = callOf(id, "Undeploy");
+    BOOST_REQUIRE(!call.empty());
+    // SESSION-SEQ-<keyed hash>: unguessable from the (public) report ID.
+    BOOST_TEST(call.rfind(id + "-u0-", 0) == 0u, call);
+    BOOST_TEST(call.size() > (id + "-u0-").size() + 16, call);
+    BOOST_TEST(scalar("SELECT COUNT(*) FROM deployments WHERE callback_id = '" + call +
+                      "' AND kind = 'Undeploy' "
                       "AND node_id = 'n1' AND call_state = 'PENDING'") == 1);
     // Newest first: the service goes before the library it was deployed on.
-    BOOST_TEST(callPackages(id + "-u0") ==
+    BOOST_TEST(callPackages(call) ==
                    (std::vector<std::string>{"Notifier-service WAITING", "Notifier-stubs WAITING"}),
                boost::test_tools::per_element());
     auto open = reports.report(id);
@@ -208,7 +225,7 @@ BOOST_AUTO_TEST_CASE(removing_a_service_undeploys_it_and_its_instances_leave_the
     BOOST_TEST(open->status == "OPEN");
     BOOST_TEST(reports.xml(id)->find("<UndeploymentActivity>") != std::string::npos);
 
-    report(id + "-u0", "n1", 1, "OPEN",
+    report(call, "n1", 1, "OPEN",
            {reported("Notifier-service", "1.01.00", "UNDEPLOYED"),
             reported("Notifier-stubs", "1.00.00", "WAITING")});
     // Removed as soon as the node says so, while the session is still open.
@@ -216,7 +233,7 @@ BOOST_AUTO_TEST_CASE(removing_a_service_undeploys_it_and_its_instances_leave_the
         return store.resource({"RunningInstance", kInstance})->state == ResourceState::Unpublished;
     })));
     BOOST_TEST(store.session(id)->open);
-    report(id + "-u0", "n1", 2, "CLOSED",
+    report(call, "n1", 2, "CLOSED",
            {reported("Notifier-service", "1.01.00", "UNDEPLOYED"),
             reported("Notifier-stubs", "1.00.00", "UNDEPLOYED")});
     BOOST_REQUIRE(closed(id));
@@ -239,12 +256,13 @@ BOOST_AUTO_TEST_CASE(removing_a_running_instance_waits_for_its_undeploy) {
     RemovalRequest request;
     request.resources = {{"RunningInstance", kInstance}};
     auto id = remove(request);
-    BOOST_REQUIRE(hasCall(id + "-u0"));
-    BOOST_TEST(callPackages(id + "-u0") == std::vector<std::string>{"Notifier-service WAITING"},
+    auto call = callOf(id, "Undeploy");
+    BOOST_REQUIRE(!call.empty());
+    BOOST_TEST(callPackages(call) == std::vector<std::string>{"Notifier-service WAITING"},
                boost::test_tools::per_element());
     std::this_thread::sleep_for(150ms);
     BOOST_TEST(store.sessionResources(id)[0].status == "WAITING");
-    report(id + "-u0", "n1", 1, "CLOSED", {reported("Notifier-service", "1.01.00", "UNDEPLOYED")});
+    report(call, "n1", 1, "CLOSED", {reported("Notifier-service", "1.01.00", "UNDEPLOYED")});
     BOOST_REQUIRE(closed(id));
     BOOST_TEST((store.session(id)->succeeded == true));
     BOOST_TEST(store.sessionResources(id)[0].status == "REMOVED");
@@ -260,8 +278,9 @@ BOOST_AUTO_TEST_CASE(an_instance_the_node_refuses_to_undeploy_says_why) {
     RemovalRequest request;
     request.resources = {{"RunningInstance", kInstance}};
     auto id = remove(request);
-    BOOST_REQUIRE(hasCall(id + "-u0"));
-    report(id + "-u0", "n1", 1, "CLOSED",
+    auto call = callOf(id, "Undeploy");
+    BOOST_REQUIRE(!call.empty());
+    report(call, "n1", 1, "CLOSED",
            {reported("Notifier-service", "1.01.00", "NOTUNDEPLOYABLE",
                      "Notifier-service is still needed by X")});
     BOOST_REQUIRE(closed(id));
@@ -282,7 +301,7 @@ BOOST_AUTO_TEST_CASE(a_node_that_never_reports_times_the_removal_out) {
     RemovalRequest request = removeService();
     request.resources = {{"RunningInstance", kInstance}};
     auto id = remove(request, rm::common::nowMillis() + 400);
-    BOOST_REQUIRE(hasCall(id + "-u0"));
+    BOOST_REQUIRE(!callOf(id, "Undeploy").empty());
     BOOST_REQUIRE(closed(id));
     BOOST_TEST((store.session(id)->succeeded == false));
     auto services = store.sessionServices(id);
@@ -319,8 +338,9 @@ BOOST_AUTO_TEST_CASE(dispose_undeploys_everything_and_empties_the_scope) {
     request.everything = true;
     request.resources = store.resourcesInScope();
     auto id = remove(request);
-    BOOST_REQUIRE(hasCall(id + "-u0"));
-    report(id + "-u0", "n1", 1, "CLOSED",
+    auto call = callOf(id, "Undeploy");
+    BOOST_REQUIRE(!call.empty());
+    report(call, "n1", 1, "CLOSED",
            {reported("Notifier-service", "1.01.00", "UNDEPLOYED"),
             reported("Notifier-stubs", "1.00.00", "UNDEPLOYED")});
     BOOST_REQUIRE(closed(id));
@@ -337,7 +357,7 @@ BOOST_AUTO_TEST_CASE(scheduling_honours_requirements) {
     wanted.requiredLabels = "zone=eu";
     wanted.requiredDiskMB = 10;
     auto id = open(SessionOperation::AddResources, {wanted});
-    BOOST_REQUIRE(hasCall(id + "-0"));
+    BOOST_REQUIRE(!callOf(id).empty());
     BOOST_TEST(store.sessionServices(id)[0].deployedOn == "n2");
     wanted.requiredDiskMB = 100;
     id = open(SessionOperation::AddResources, {wanted});
@@ -361,17 +381,21 @@ BOOST_AUTO_TEST_CASE(a_lost_node_fails_its_services) {
 
 BOOST_AUTO_TEST_CASE(a_lost_node_reschedules_its_services_when_asked) {
     auto id = deployOnSilentNode();
+    auto first = callOf(id, "Deploy", "n1");
     for (const auto& s : deployments.nodeLost("n1", true)) processor.submit(s);
     // Another live node gets it, under a new callback ID.
-    BOOST_REQUIRE(hasCall(id + "-0-r1"));
+    auto second = callOf(id, "Deploy", "n2");
+    BOOST_REQUIRE(!second.empty());
+    BOOST_TEST(second != first);
+    BOOST_TEST(second.rfind(id + "-0-r1-", 0) == 0u, second);
     BOOST_TEST(store.sessionServices(id)[0].deployedOn == "n2");
     BOOST_TEST(store.sessionServices(id)[0].status == "DEPLOYING");
     BOOST_TEST(store.session(id)->open);
     // The lost node's late report is ignored; the new node's closes the session.
     std::string session;
-    BOOST_TEST((deployments.applyReport(id + "-0", "n1", 1, "CLOSED", {}, session) ==
+    BOOST_TEST((deployments.applyReport(first, "n1", 1, "CLOSED", {}, session) ==
                 Deployments::ReportOutcome::Duplicate));
-    report(id + "-0-r1", "n2", 1, "CLOSED",
+    report(second, "n2", 1, "CLOSED",
            {reported("Notifier-stubs", "1.00.00", "ACTIVATED"),
             reported("Notifier-service", "1.01.00", "RUNNING")});
     BOOST_REQUIRE(closed(id));

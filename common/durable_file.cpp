@@ -1,16 +1,34 @@
-#include "agent/durable_file.h"
+#include "common/durable_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
 #include <system_error>
 
-#include "agent/unique_fd.h"
+#include <fstream>
+#include <sstream>
 
-namespace rm::agent {
+namespace rm::common {
 namespace {
+
+// Closes a descriptor on every path out.
+class UniqueFd {
+  public:
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    ~UniqueFd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    explicit operator bool() const { return fd_ >= 0; }
+    int get() const { return fd_; }
+
+  private:
+    int fd_;
+};
 
 [[noreturn]] void throwErrno(const std::string& what) {
     throw std::system_error(errno, std::generic_category(), what);
@@ -35,7 +53,7 @@ void syncDirectory(const fs::path& directory) {
     if (::fsync(fd.get()) != 0) throwErrno("cannot sync directory " + directory.string());
 }
 
-void writeFileAtomically(const fs::path& path, std::string_view content) {
+void writeFileAtomically(const fs::path& path, std::string_view content, unsigned mode) {
     const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
     fs::create_directories(parent);
     // The pid in the temporary name keeps two agents (or a test and an agent) from sharing it.
@@ -43,9 +61,12 @@ void writeFileAtomically(const fs::path& path, std::string_view content) {
         parent / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
     {
         UniqueFd fd(
-            ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+            ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
         if (!fd) throwErrno("cannot create " + temporary.string());
         try {
+            // The umask must not widen nor narrow what the caller asked for.
+            if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+                throwErrno("cannot set the mode of " + temporary.string());
             writeAll(fd.get(), content, temporary);
             if (::fsync(fd.get()) != 0) throwErrno("cannot sync " + temporary.string());
         } catch (...) {
@@ -62,4 +83,12 @@ void writeFileAtomically(const fs::path& path, std::string_view content) {
     syncDirectory(parent);
 }
 
-}  // namespace rm::agent
+std::string readWholeFile(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::system_error(errno, std::generic_category(), "cannot read " + path.string());
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+}  // namespace rm::common
