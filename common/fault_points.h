@@ -18,6 +18,7 @@
 //   agent.before_start   agent.after_start   agent.before_ready  agent.after_ready
 //   agent.before_send    agent.after_send
 //   rm.after_add_commit  rm.before_deploy_send rm.after_deploy_send rm.mid_report_commit
+//   rm.before_session_close
 #pragma once
 
 #include <chrono>

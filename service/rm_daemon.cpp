@@ -55,7 +55,8 @@ common::Settings rmSettings() {
             {"max-sessions-kept", "CLOSED sessions kept with their reports; older ones are pruned, oldest "
                                   "first", "10000"},
             {"max-report-bytes", "largest report a request may have; a request whose report would "
-                                 "obviously be larger is refused", "8388608"},
+                                 "obviously be larger is refused (the default holds a DisposeScope of a "
+                                 "full scope at the default --max-resources)", "16777216"},
             {"session-timeout-ms", "a session still open after this long is closed FAILED", "600000"},
             {"heartbeat-interval-ms", "how often node agents are told to heartbeat", "2000"},
             {"node-lost-after-ms", "a node silent for this long is marked LOST", "10000"},

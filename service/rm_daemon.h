@@ -28,7 +28,7 @@ struct RmConfig {
     int64_t maxResources = 100000;          // --max-resources (see SessionLimits)
     int64_t maxOpenSessions = 1000;         // --max-open-sessions
     int64_t maxSessionsKept = 10000;        // --max-sessions-kept
-    int64_t maxReportBytes = 8 * 1024 * 1024;  // --max-report-bytes
+    int64_t maxReportBytes = 16 * 1024 * 1024;  // --max-report-bytes
     std::chrono::milliseconds sessionTimeout{600000};
     std::chrono::milliseconds heartbeatInterval{2000};
     std::chrono::milliseconds nodeLostAfter{10000};

@@ -26,7 +26,7 @@ struct SessionLimits {
     int64_t maxResources = 100000;          // --max-resources: resources in the scope (not UNPUBLISHED)
     int64_t maxOpenSessions = 1000;         // --max-open-sessions: a new session waits for fewer
     int64_t maxSessionsKept = 10000;        // --max-sessions-kept: older CLOSED sessions are pruned
-    int64_t maxReportBytes = 8 * 1024 * 1024;  // --max-report-bytes: of one ResourceReport document
+    int64_t maxReportBytes = 16 * 1024 * 1024;  // --max-report-bytes: of one ResourceReport document
 };
 
 struct SessionProcessorOptions {
