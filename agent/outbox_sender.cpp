@@ -63,6 +63,8 @@ void SoapReportTransport::send(const ReportSnapshot& report) {
         if (refused) throw ReportRefused(why);
         throw std::runtime_error(why);
     }
+    // Reports come in bursts; no idle connection holds one of the RM's workers in between.
+    soap_force_closesock(proxy.soap);
     if (!response.ack) throw std::runtime_error("SendReport to " + managerUrl_ + " was answered ack=false");
 }
 

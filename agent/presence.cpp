@@ -148,6 +148,9 @@ void Presence::registerNode(Node& node) {
         failed(node, error);
         return;
     }
+    // No idle connection between calls: while the RM serves a connection per worker thread, a
+    // fleet of kept-alive heartbeat connections would hold every one of them.
+    soap_force_closesock(proxy.soap);
     if (!options_.heartbeatInterval && response.heartbeatIntervalMs > 0) {
         node.interval = milliseconds(response.heartbeatIntervalMs);
     }
@@ -186,6 +189,7 @@ void Presence::heartbeat(Node& node) {
         failed(node, error);
         return;
     }
+    soap_force_closesock(proxy.soap);  // as after RegisterNode
     node.failures = 0;
     {
         std::lock_guard lock(mutex_);
