@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <string_view>
 
@@ -349,7 +350,9 @@ void SoapServer::workerLoop(WorkerContext& worker) {
         soap->socket = next.first;
         // The peer's address, as soap_accept() set it on the master context (callers log it and
         // the login rate limit is kept per peer).
-        soap_strcpy(soap->host, sizeof soap->host, next.second.c_str());
+        size_t hostLength = std::min(next.second.size(), sizeof soap->host - 1);
+        std::memcpy(soap->host, next.second.data(), hostLength);
+        soap->host[hostLength] = '\0';
         if (!options_.tls.enabled() || soap_ssl_accept(soap) == SOAP_OK) {
             serveConnection(worker);
         } else {
