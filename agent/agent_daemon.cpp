@@ -16,9 +16,9 @@
 #include "agent/supervisor.h"
 #include "common/daemon.h"
 #include "common/durable_file.h"
+#include "common/engine_report.h"
 #include "common/pki.h"
 #include "common/time_util.h"
-#include "common/engine_report.h"
 #include "common/tls.h"
 #include "common/value_worker.h"
 #include "deployer/profile.h"
@@ -53,15 +53,21 @@ common::Settings agentSettings() {
             {"listen", "HOST:PORT to serve SOAP and HTTP on (port 0 picks a free one)",
              "127.0.0.1:9001"},
             {"manager", "the Resource Manager's agent port, e.g. https://127.0.0.1:8443", {}, true},
-            {"join-token", "join token for the first start (rmctl token create); prefer --join-token-file: "
-                           "a command line is visible to every user of the machine", {}},
+            {"join-token",
+             "join token for the first start (rmctl token create); prefer --join-token-file: "
+             "a command line is visible to every user of the machine",
+             {}},
             {"join-token-file", "file holding the join token for the first start", {}},
-            {"ca-sha256", "SHA-256 of the scope CA certificate, checked before enrolling (rmctl token create "
-                          "prints it)", {}},
+            {"ca-sha256",
+             "SHA-256 of the scope CA certificate, checked before enrolling (rmctl token create "
+             "prints it)",
+             {}},
             {"root", "directory for the agent's state and the package containers", {}, true},
             {"labels", "node labels, k=v,k=v", ""},
-            {"server-names", "host names the RM reaches this node by, besides its listen address and the "
-                             "machine's names (requests naming any other Host are refused)", ""},
+            {"server-names",
+             "host names the RM reaches this node by, besides its listen address and the "
+             "machine's names (requests naming any other Host are refused)",
+             ""},
             {"heartbeat-interval-ms", "heartbeat period (default: what RegisterNode answers)", {}},
             {"keep-processes-on-exit",
              "leave services running when the agent stops; adopted on restart", "true"},
@@ -93,9 +99,10 @@ AgentConfig loadAgentConfig(const common::Settings& s) {
     }
     c.managerUrl = s.get("manager");
     if (!isValidHttpUrl(c.managerUrl) || c.managerUrl.rfind("https://", 0) != 0) {
-        throw common::UsageError("--manager '" + c.managerUrl +
-                                 "' is not an https:// URL: give the RM's agent port (its second line "
-                                 "of output, 'agents: URL')");
+        throw common::UsageError(
+            "--manager '" + c.managerUrl +
+            "' is not an https:// URL: give the RM's agent port (its second line "
+            "of output, 'agents: URL')");
     }
     while (c.managerUrl.size() > 8 && c.managerUrl.back() == '/') c.managerUrl.pop_back();
     if (s.has("join-token") && s.has("join-token-file"))
@@ -113,11 +120,13 @@ AgentConfig loadAgentConfig(const common::Settings& s) {
     if (s.has("ca-sha256")) {
         c.caSha256 = s.get("ca-sha256");
         if (!isSha256Hex(c.caSha256))
-            throw common::UsageError("--ca-sha256 must be 64 hexadecimal digits (rmctl token create prints it)");
+            throw common::UsageError(
+                "--ca-sha256 must be 64 hexadecimal digits (rmctl token create prints it)");
     }
     if (!c.joinToken.empty() && c.caSha256.empty())
-        throw common::UsageError("--join-token needs --ca-sha256: the token is only sent to the RM whose CA "
-                                 "matches the pin");
+        throw common::UsageError(
+            "--join-token needs --ca-sha256: the token is only sent to the RM whose CA "
+            "matches the pin");
     c.root = s.get("root");
     if (auto aliases = s.getList("server-names"); !aliases.empty()) {
         c.server.serverNames = common::defaultServerNames(c.server.host);
@@ -257,7 +266,8 @@ void NodeAgentDaemon::enrollMissing(const std::vector<std::string>& slots) {
     if (missing.empty()) return;
     if (config_.joinToken.empty()) {
         throw common::UsageError(
-            "this node is not enrolled yet (no " + (credentialsDir(missing.front()) / "node.pem").string() +
+            "this node is not enrolled yet (no " +
+            (credentialsDir(missing.front()) / "node.pem").string() +
             "): start it once with --join-token-file (or --join-token) and --ca-sha256, as "
             "`rmctl token create` prints them");
     }
@@ -286,19 +296,20 @@ void NodeAgentDaemon::installIdentity(std::vector<std::string> slots) {
             [this, slots](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
                 auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
                 auto identities = std::make_shared<NodeIdentities>();
-                EnrollmentOptions enrollment{config_.managerUrl, config_.joinToken, config_.caSha256};
+                EnrollmentOptions enrollment{config_.managerUrl, config_.joinToken,
+                                             config_.caSha256};
                 for (const auto& slot : slots) {
                     std::string nodeId = store->nodeId(slot);
                     auto kept = loadCredentials(credentialsDir(slot), nodeId);
                     identities->bySlot.emplace(
-                        slot, kept ? *kept : enroll(credentialsDir(slot), nodeId, enrollment, logger_));
+                        slot,
+                        kept ? *kept : enroll(credentialsDir(slot), nodeId, enrollment, logger_));
                 }
                 // Runs until the first certificate is due for renewal, renews it and returns: the
                 // engine then starts this worker again and every dependent with the new files.
                 return std::make_unique<engine::ServiceWorker<NodeIdentities>>(
-                    identities, [this](NodeIdentities& ids, std::stop_token stop) {
-                        renewWhenDue(ids, stop);
-                    });
+                    identities,
+                    [this](NodeIdentities& ids, std::stop_token stop) { renewWhenDue(ids, stop); });
             },
             engine::ServiceWorker<NodeIdentities>::output,
         });
@@ -313,16 +324,17 @@ void NodeAgentDaemon::renewWhenDue(NodeIdentities& identities, std::stop_token s
         cv.wait_for(lock, stop, wait, [] { return false; });
         return !stop.stop_requested();
     };
-    auto due = std::min_element(identities.bySlot.begin(), identities.bySlot.end(), [](auto& a, auto& b) {
-        return a.second.renewAtMs() < b.second.renewAtMs();
-    });
+    auto due = std::min_element(
+        identities.bySlot.begin(), identities.bySlot.end(),
+        [](auto& a, auto& b) { return a.second.renewAtMs() < b.second.renewAtMs(); });
     if (due == identities.bySlot.end() || !sleepUntil(due->second.renewAtMs())) return;
     std::chrono::milliseconds backoff{1000};
     while (!stop.stop_requested()) {
         try {
             for (auto& [slot, credentials] : identities.bySlot) {
                 if (credentials.renewAtMs() <= common::nowMillis())
-                    renew(credentialsDir(slot), credentials, config_.managerUrl, std::chrono::seconds(10), logger_);
+                    renew(credentialsDir(slot), credentials, config_.managerUrl,
+                          std::chrono::seconds(10), logger_);
             }
             return;
         } catch (const std::exception& e) {
@@ -371,9 +383,8 @@ void NodeAgentDaemon::installOutbox() {
                           auto sender =
                               std::make_shared<OutboxSender>(*store, *transport, logger_, options);
                           return std::make_unique<engine::ServiceWorker<OutboxSender>>(
-                              sender, [store, transport, identities](OutboxSender& s, std::stop_token stop) {
-                                  s.run(stop);
-                              });
+                              sender, [store, transport, identities](
+                                          OutboxSender& s, std::stop_token stop) { s.run(stop); });
                       },
                       {},
                   });
@@ -425,58 +436,58 @@ void NodeAgentDaemon::installRealNode() {
             {},
         });
 
-    engine_.install(
-        "api", {
-                   {"store", "supervisor", "identity"},
-                   [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
-                       auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
-                       auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
-                       auto identities = ctx.get<std::shared_ptr<NodeIdentities>>("identity");
-                       auto api = std::make_shared<Api>();
-                       api->store = store;
-                       api->handler = runtime->handler;
-                       auto context = std::make_shared<DeployerContext>(
-                           DeployerContext{*store, kLocalSlot, *runtime->handler, logger_, 1000, faults(),
-                                           config_.managerUrl});
-                       common::ServerOptions options = config_.server;
-                       options.tls = identities->of(kLocalSlot).serverOptions();
-                       if (!boundPorts_.empty()) options.port = boundPorts_[0];
-                       auto url = std::make_shared<std::string>();
-                       common::HttpRouter router;
-                       router.exact("/healthz", [](const common::HttpRequest&) {
-                           return common::HttpResponse::text(200, "ok\n");
-                       });
-                       router.exact("/engine", [this](const common::HttpRequest&) {
-                           common::HttpResponse r =
-                               common::HttpResponse::text(200, engine_.reportJson());
-                           r.contentType = "application/json";
-                           return r;
-                       });
-                       AgentStore* rawStore = store.get();
-                       router.exact("/state", [rawStore, url](const common::HttpRequest&) {
-                           common::HttpResponse r = common::HttpResponse::text(
-                               200, stateJson(*rawStore, kLocalSlot, nullptr, *url));
-                           r.contentType = "application/json";
-                           return r;
-                       });
-                       auto server = std::make_unique<common::SoapServer>(
-                           options,
-                           std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(
-                               std::make_unique<DeployerEndpoint>(context)),
-                           std::move(router), logger_);
-                       server->start();
-                       *url = server->url();
-                       api->urls[kLocalSlot] = *url;
-                       boundPorts_ = {server->port()};
-                       api->servers.push_back(std::move(server));
-                       if (!announced_) {
-                           common::announceUrl(*url);
-                           announced_ = true;
-                       }
-                       return std::make_unique<engine::ValueWorker<Api>>(api);
-                   },
-                   engine::ValueWorker<Api>::output,
-               });
+    engine_.install("api",
+                    {
+                        {"store", "supervisor", "identity"},
+                        [this](engine::Context& ctx) -> std::unique_ptr<engine::Worker> {
+                            auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
+                            auto runtime = ctx.get<std::shared_ptr<Runtime>>("supervisor");
+                            auto identities = ctx.get<std::shared_ptr<NodeIdentities>>("identity");
+                            auto api = std::make_shared<Api>();
+                            api->store = store;
+                            api->handler = runtime->handler;
+                            auto context = std::make_shared<DeployerContext>(
+                                DeployerContext{*store, kLocalSlot, *runtime->handler, logger_,
+                                                1000, faults(), config_.managerUrl});
+                            common::ServerOptions options = config_.server;
+                            options.tls = identities->of(kLocalSlot).serverOptions();
+                            if (!boundPorts_.empty()) options.port = boundPorts_[0];
+                            auto url = std::make_shared<std::string>();
+                            common::HttpRouter router;
+                            router.exact("/healthz", [](const common::HttpRequest&) {
+                                return common::HttpResponse::text(200, "ok\n");
+                            });
+                            router.exact("/engine", [this](const common::HttpRequest&) {
+                                common::HttpResponse r =
+                                    common::HttpResponse::text(200, engine_.reportJson());
+                                r.contentType = "application/json";
+                                return r;
+                            });
+                            AgentStore* rawStore = store.get();
+                            router.exact("/state", [rawStore, url](const common::HttpRequest&) {
+                                common::HttpResponse r = common::HttpResponse::text(
+                                    200, stateJson(*rawStore, kLocalSlot, nullptr, *url));
+                                r.contentType = "application/json";
+                                return r;
+                            });
+                            auto server = std::make_unique<common::SoapServer>(
+                                options,
+                                std::make_unique<common::GeneratedEndpoint<DeployerEndpoint>>(
+                                    std::make_unique<DeployerEndpoint>(context)),
+                                std::move(router), logger_);
+                            server->start();
+                            *url = server->url();
+                            api->urls[kLocalSlot] = *url;
+                            boundPorts_ = {server->port()};
+                            api->servers.push_back(std::move(server));
+                            if (!announced_) {
+                                common::announceUrl(*url);
+                                announced_ = true;
+                            }
+                            return std::make_unique<engine::ValueWorker<Api>>(api);
+                        },
+                        engine::ValueWorker<Api>::output,
+                    });
 
     engine_.install(
         "presence",
@@ -486,9 +497,9 @@ void NodeAgentDaemon::installRealNode() {
                 auto store = ctx.get<std::shared_ptr<AgentStore>>("store");
                 auto api = ctx.get<std::shared_ptr<Api>>("api");
                 auto identities = ctx.get<std::shared_ptr<NodeIdentities>>("identity");
-                NodeIdentity me{kLocalSlot, store->nodeId(kLocalSlot), config_.name,
-                                api->urls.at(kLocalSlot), config_.labels,
-                                identities->of(kLocalSlot).clientOptions()};
+                NodeIdentity me{kLocalSlot,     store->nodeId(kLocalSlot),
+                                config_.name,   api->urls.at(kLocalSlot),
+                                config_.labels, identities->of(kLocalSlot).clientOptions()};
                 auto root = config_.root.string();
                 int maxInstances = config_.maxInstances;
                 auto presence = std::make_shared<Presence>(
@@ -551,8 +562,8 @@ void NodeAgentDaemon::installHollowNodes() {
                 std::vector<int> ports;
                 for (int i = 0; i < config_.hollow; ++i) {
                     std::string slot = hollowNodeName(config_.name, i);
-                    auto context = std::make_shared<DeployerContext>(
-                        DeployerContext{*store, slot, *handler, logger_, 1000, faults(), config_.managerUrl});
+                    auto context = std::make_shared<DeployerContext>(DeployerContext{
+                        *store, slot, *handler, logger_, 1000, faults(), config_.managerUrl});
                     common::ServerOptions options = config_.server;
                     options.tls = identities->of(slot).serverOptions();
                     options.threads = 2;  // hundreds of nodes in one process: keep each one cheap
@@ -614,9 +625,9 @@ void NodeAgentDaemon::installHollowNodes() {
                     std::string slot = hollowNodeName(config_.name, i);
                     auto labels = config_.labels;
                     labels.emplace_back("hollow", "true");
-                    nodes.push_back(
-                        NodeIdentity{slot, store->nodeId(slot), slot, api->urls.at(slot), labels,
-                                     identities->of(slot).clientOptions()});
+                    nodes.push_back(NodeIdentity{slot, store->nodeId(slot), slot,
+                                                 api->urls.at(slot), labels,
+                                                 identities->of(slot).clientOptions()});
                 }
                 int maxInstances = config_.maxInstances;
                 auto presence = std::make_shared<Presence>(

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/durable_file.h"
 #include "agent/unique_fd.h"
+#include "common/durable_file.h"
 
 namespace rm::agent {
 namespace {

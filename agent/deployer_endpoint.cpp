@@ -113,7 +113,8 @@ std::optional<std::string> validateDeploy(const NewOperation& op, size_t maxPack
             return which + ": URL '" + clip(p.url) + "' is not an http:// or https:// URL";
         if (!managerOrigin.empty() && originOf(p.url) != managerOrigin)
             return which + ": URL '" + clip(p.url) +
-                   "' is not on the Resource Manager this node enrolled with (" + managerOrigin + ")";
+                   "' is not on the Resource Manager this node enrolled with (" + managerOrigin +
+                   ")";
         if (!isHex64(p.sha256))
             return which + ": SHA256 '" + clip(p.sha256) + "' is not 64 hexadecimal digits";
         for (const auto& dep : p.dependsOn) {
@@ -195,8 +196,7 @@ int DeployerEndpoint::acceptOperation(const NewOperation& op, bool& accepted) {
         return SOAP_FAULT;
     }
     // error/drop: journaled, but the caller hears a failure (a lost reply) and must retry.
-    if (op.kind == OperationKind::Deploy &&
-        common::faultFails(ctx.faults, "agent.after_journal")) {
+    if (op.kind == OperationKind::Deploy && common::faultFails(ctx.faults, "agent.after_journal")) {
         soap_receiver_fault(soap, "fault injected after journaling (agent.after_journal)", nullptr);
         return SOAP_FAULT;
     }
@@ -213,7 +213,8 @@ int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response
     op.kind = OperationKind::Deploy;
     op.scope = request->targetScope;
     // Reports go to the RM this node enrolled with, whatever the request names.
-    op.callbackEndpoint = context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
+    op.callbackEndpoint =
+        context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
     for (const auto* p : request->package) {
         if (!p) return invalid("empty package element");
         std::string sha = p->SHA256;
@@ -224,8 +225,9 @@ int DeployerEndpoint::Deploy(_rm__Deploy* request, _rm__DeployResponse& response
             sha,
             p->dependsOn});
     }
-    if (auto problem = validateDeploy(op, context_->maxPackagesPerRequest,
-                                      context_->managerUrl.empty() ? "" : originOf(context_->managerUrl)))
+    if (auto problem =
+            validateDeploy(op, context_->maxPackagesPerRequest,
+                           context_->managerUrl.empty() ? "" : originOf(context_->managerUrl)))
         return invalid(*problem);
     return acceptOperation(op, response.accepted);
 }
@@ -238,7 +240,8 @@ int DeployerEndpoint::Undeploy(_rm__Undeploy* request, _rm__UndeployResponse& re
     op.callbackId = request->callbackID;
     op.kind = OperationKind::Undeploy;
     op.scope = request->targetScope;
-    op.callbackEndpoint = context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
+    op.callbackEndpoint =
+        context_->managerUrl.empty() ? request->callbackEndpoint : context_->managerUrl;
     op.cleanState = request->cleanState ? *request->cleanState : true;
     for (const auto* p : request->package) {
         if (!p) return invalid("empty package element");

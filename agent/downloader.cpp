@@ -34,7 +34,8 @@ void downloadFile(const std::string& url, const std::filesystem::path& target,
     if (!options.onlyFrom.empty() && originOf(url) != options.onlyFrom) {
         throw std::runtime_error("download URL '" + url.substr(0, 200) +
                                  "' refused: this node downloads only from the Resource Manager it "
-                                 "enrolled with (" + options.onlyFrom + ")");
+                                 "enrolled with (" +
+                                 options.onlyFrom + ")");
     }
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {

@@ -37,16 +37,19 @@ std::string lower(std::string s) {
 std::string fetchCaCertificate(const std::string& managerUrl, std::chrono::seconds timeout) {
     Poco::URI uri(managerUrl);
     if (uri.getScheme() != "https") {
-        throw EnrollmentRefused("--manager " + managerUrl + " must be the RM's agent port, an https:// URL");
+        throw EnrollmentRefused("--manager " + managerUrl +
+                                " must be the RM's agent port, an https:// URL");
     }
     Poco::Net::Context::Params params;
     params.verificationMode = Poco::Net::Context::VERIFY_NONE;
-    Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
+    Poco::Net::Context::Ptr context =
+        new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
     context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
     Poco::Net::HTTPSClientSession session(uri.getHost(), uri.getPort(), context);
     Poco::Timespan span(static_cast<long>(timeout.count()), 0);
     session.setTimeout(span, span, span);
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/ca.pem", Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/ca.pem",
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
     session.sendRequest(request);
     Poco::Net::HTTPResponse response;
     std::istream& body = session.receiveResponse(response);
@@ -58,7 +61,8 @@ std::string fetchCaCertificate(const std::string& managerUrl, std::chrono::secon
     char buffer[4096];
     while (body.read(buffer, sizeof buffer) || body.gcount() > 0) {
         pem.append(buffer, static_cast<size_t>(body.gcount()));
-        if (pem.size() > kMaxCaBytes) throw std::runtime_error("the RM's CA certificate is too large");
+        if (pem.size() > kMaxCaBytes)
+            throw std::runtime_error("the RM's CA certificate is too large");
     }
     return pem;
 }
@@ -66,7 +70,8 @@ std::string fetchCaCertificate(const std::string& managerUrl, std::chrono::secon
 // A client of the RM's agent port that trusts only `caFile` and knows the RM by identity.
 class RmCall {
   public:
-    RmCall(const std::string& managerUrl, const common::TlsClientOptions& tls, std::chrono::seconds timeout)
+    RmCall(const std::string& managerUrl, const common::TlsClientOptions& tls,
+           std::chrono::seconds timeout)
         : url_(managerUrl) {
         common::ServerOptions limits;
         limits.ioTimeout = timeout;
@@ -96,8 +101,8 @@ NodeCredentials keep(const fs::path& dir, const std::string& nodeId, const std::
                      const std::string& certificate, const std::string& caPem) {
     auto info = pki::inspectCertificate(certificate);
     if (info.commonName != nodeId) {
-        throw EnrollmentRefused("the RM issued a certificate for '" + info.commonName.substr(0, 128) +
-                                "', not for this node " + nodeId);
+        throw EnrollmentRefused("the RM issued a certificate for '" +
+                                info.commonName.substr(0, 128) + "', not for this node " + nodeId);
     }
     if (!pki::verifyCertificate(certificate, caPem)) {
         throw EnrollmentRefused("the certificate the RM issued does not chain to the scope CA");
@@ -106,7 +111,8 @@ NodeCredentials keep(const fs::path& dir, const std::string& nodeId, const std::
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
     common::writeFileAtomically(dir / "ca.pem", caPem, 0644);
     common::writeFileAtomically(dir / "node.pem", keyPem + certificate, 0600);
-    return NodeCredentials{dir / "node.pem", dir / "ca.pem", nodeId, info.notBeforeMs, info.notAfterMs};
+    return NodeCredentials{dir / "node.pem", dir / "ca.pem", nodeId, info.notBeforeMs,
+                           info.notAfterMs};
 }
 
 }  // namespace
@@ -120,9 +126,8 @@ common::TlsOptions NodeCredentials::serverOptions() const {
 }
 
 bool isSha256Hex(const std::string& text) {
-    return text.size() == 64 && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-               return std::isxdigit(c) != 0;
-           });
+    return text.size() == 64 && std::all_of(text.begin(), text.end(),
+                                            [](unsigned char c) { return std::isxdigit(c) != 0; });
 }
 
 std::optional<NodeCredentials> loadCredentials(const fs::path& dir, const std::string& nodeId) {
@@ -134,15 +139,17 @@ std::optional<NodeCredentials> loadCredentials(const fs::path& dir, const std::s
         if (certAt == std::string::npos) return std::nullopt;
         std::string certificate = bundle.substr(certAt);
         auto info = pki::inspectCertificate(certificate);
-        if (info.commonName != nodeId || !pki::verifyCertificate(certificate, ca)) return std::nullopt;
-        return NodeCredentials{dir / "node.pem", dir / "ca.pem", nodeId, info.notBeforeMs, info.notAfterMs};
+        if (info.commonName != nodeId || !pki::verifyCertificate(certificate, ca))
+            return std::nullopt;
+        return NodeCredentials{dir / "node.pem", dir / "ca.pem", nodeId, info.notBeforeMs,
+                               info.notAfterMs};
     } catch (const std::exception&) {
         return std::nullopt;
     }
 }
 
-NodeCredentials enroll(const fs::path& dir, const std::string& nodeId, const EnrollmentOptions& options,
-                       common::Logger& logger) {
+NodeCredentials enroll(const fs::path& dir, const std::string& nodeId,
+                       const EnrollmentOptions& options, common::Logger& logger) {
     if (options.joinToken.empty() || !isSha256Hex(options.caSha256)) {
         throw EnrollmentRefused(
             "this node is not enrolled yet: start it once with --join-token (or --join-token-file) "
@@ -151,9 +158,10 @@ NodeCredentials enroll(const fs::path& dir, const std::string& nodeId, const Enr
     std::string caPem = fetchCaCertificate(options.managerUrl, options.callTimeout);
     std::string presented = pki::certificateSha256(caPem);
     if (!pki::constantTimeEquals(presented, lower(options.caSha256))) {
-        throw EnrollmentRefused("the RM at " + options.managerUrl + " presented a CA whose SHA-256 is " +
-                                presented + ", not the pinned " + lower(options.caSha256) +
-                                ": refusing to send the join token (wrong --manager, or an impostor)");
+        throw EnrollmentRefused(
+            "the RM at " + options.managerUrl + " presented a CA whose SHA-256 is " + presented +
+            ", not the pinned " + lower(options.caSha256) +
+            ": refusing to send the join token (wrong --manager, or an impostor)");
     }
     fs::create_directories(dir);
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
@@ -175,8 +183,9 @@ NodeCredentials enroll(const fs::path& dir, const std::string& nodeId, const Enr
     return credentials;
 }
 
-NodeCredentials renew(const fs::path& dir, const NodeCredentials& current, const std::string& managerUrl,
-                      std::chrono::seconds callTimeout, common::Logger& logger) {
+NodeCredentials renew(const fs::path& dir, const NodeCredentials& current,
+                      const std::string& managerUrl, std::chrono::seconds callTimeout,
+                      common::Logger& logger) {
     std::string key = pki::generateKeyPem();
     RmCall call(managerUrl, current.clientOptions(), callTimeout);
     _rm__RenewNodeCertificate request;

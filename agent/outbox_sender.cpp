@@ -58,14 +58,16 @@ void SoapReportTransport::send(const ReportSnapshot& report) {
     int rc = proxy.SendReport(managerUrl_.c_str(), nullptr, &request, response);
     if (rc != SOAP_OK) {
         std::string why = describeSoapError(soap, "SendReport to " + managerUrl_);
-        bool refused = soap->fault && soap->fault->detail && soap->fault->detail->rm__InvalidRequestFault;
+        bool refused =
+            soap->fault && soap->fault->detail && soap->fault->detail->rm__InvalidRequestFault;
         proxy.soap_close_socket();
         if (refused) throw ReportRefused(why);
         throw std::runtime_error(why);
     }
     // Reports come in bursts; no idle connection holds one of the RM's workers in between.
     soap_force_closesock(proxy.soap);
-    if (!response.ack) throw std::runtime_error("SendReport to " + managerUrl_ + " was answered ack=false");
+    if (!response.ack)
+        throw std::runtime_error("SendReport to " + managerUrl_ + " was answered ack=false");
 }
 
 OutboxSender::OutboxSender(AgentStore& store, ReportTransport& transport, common::Logger& logger,

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/durable_file.h"
 #include "agent/process.h"
+#include "common/durable_file.h"
 
 namespace rm::agent {
 namespace {

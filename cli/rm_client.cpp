@@ -17,12 +17,15 @@ RmClient::RmClient(ClientOptions options)
         // name the host called; the handshake fails before any request (and so any password)
         // is sent otherwise. Skipping that takes `insecure`.
         int flags = SOAP_SSL_DEFAULT | SOAP_TLSv1_2 | SOAP_TLSv1_3;
-        if (options_.insecure) flags = SOAP_SSL_NO_AUTHENTICATION | SOAP_TLSv1_2 | SOAP_TLSv1_3;
-        else if (!options_.tlsCaFile.empty()) flags |= SOAP_SSL_NO_DEFAULT_CA_PATH;
-        if (soap_ssl_client_context(proxy_->soap, flags,
-                                    options_.tlsKeyFile.empty() ? nullptr : options_.tlsKeyFile.c_str(), nullptr,
-                                    options_.tlsCaFile.empty() ? nullptr : options_.tlsCaFile.c_str(), nullptr,
-                                    nullptr)) {
+        if (options_.insecure)
+            flags = SOAP_SSL_NO_AUTHENTICATION | SOAP_TLSv1_2 | SOAP_TLSv1_3;
+        else if (!options_.tlsCaFile.empty())
+            flags |= SOAP_SSL_NO_DEFAULT_CA_PATH;
+        if (soap_ssl_client_context(
+                proxy_->soap, flags,
+                options_.tlsKeyFile.empty() ? nullptr : options_.tlsKeyFile.c_str(), nullptr,
+                options_.tlsCaFile.empty() ? nullptr : options_.tlsCaFile.c_str(), nullptr,
+                nullptr)) {
             raise("TLS setup");
         }
     }
@@ -45,29 +48,34 @@ void RmClient::raise(const std::string& operation) {
     if (const char* s = soap_fault_string(soap)) reason = s;
     if (soap->error == SOAP_SSL_ERROR) {
         std::string detail = reason;
-        if (const char* d = soap_fault_detail(soap)) detail += std::string(detail.empty() ? "" : ": ") + d;
+        if (const char* d = soap_fault_detail(soap))
+            detail += std::string(detail.empty() ? "" : ": ") + d;
         for (auto& c : detail) c = c == '\n' || c == '\r' ? ' ' : c;
         proxy_->soap_close_socket();
-        throw ClientError(ClientError::Kind::Unreachable, "",
-                          "TLS with the Resource Manager at " + options_.url + " failed (" + operation +
-                              "), nothing was sent: " + (detail.empty() ? "handshake failed" : detail) +
-                              "; its certificate must be signed by a CA of the system or by --tls-ca FILE "
-                              "and name the host of the URL (--insecure skips that check and exposes the "
-                              "password)");
+        throw ClientError(
+            ClientError::Kind::Unreachable, "",
+            "TLS with the Resource Manager at " + options_.url + " failed (" + operation +
+                "), nothing was sent: " + (detail.empty() ? "handshake failed" : detail) +
+                "; its certificate must be signed by a CA of the system or by --tls-ca FILE "
+                "and name the host of the URL (--insecure skips that check and exposes the "
+                "password)");
     }
     if (soap->error == 401 || soap->error == 403) {
         // The RM answers missing or wrong credentials with HTTP 401, a role or scope that does
         // not suffice with 403 (each with an AccessDeniedFault gSOAP does not read for them).
         int status = soap->error;
         proxy_->soap_close_socket();
-        std::string why = status == 403 ? "user '" + options_.user + "' lacks the role or the scope for this (reads "
-                                          "need reader, changes operator, tokens and nodes admin: see the "
-                                          "RM's users file)"
-                          : options_.user.empty()
-                              ? "this Resource Manager needs credentials: give --user NAME and --password-file "
-                                "FILE (or RM_USER and RM_PASSWORD)"
-                              : "user '" + options_.user + "' or its password was refused (or too many "
-                                "logins failed from this address: wait a minute)";
+        std::string why =
+            status == 403 ? "user '" + options_.user +
+                                "' lacks the role or the scope for this (reads "
+                                "need reader, changes operator, tokens and nodes admin: see the "
+                                "RM's users file)"
+            : options_.user.empty()
+                ? "this Resource Manager needs credentials: give --user NAME and --password-file "
+                  "FILE (or RM_USER and RM_PASSWORD)"
+                : "user '" + options_.user +
+                      "' or its password was refused (or too many "
+                      "logins failed from this address: wait a minute)";
         throw ClientError(ClientError::Kind::Fault, "AccessDeniedFault",
                           operation + " refused (HTTP " + std::to_string(status) + "): " + why);
     }
@@ -75,8 +83,9 @@ void RmClient::raise(const std::string& operation) {
         std::string detail = reason.empty() ? "connection failed" : reason;
         proxy_->soap_close_socket();
         throw ClientError(ClientError::Kind::Unreachable, "",
-                          "cannot reach the Resource Manager at " + options_.url + " (" + operation +
-                              "): " + detail + "; is resource-manager running there? check --manager");
+                          "cannot reach the Resource Manager at " + options_.url + " (" +
+                              operation + "): " + detail +
+                              "; is resource-manager running there? check --manager");
     }
     std::string faultName;
     std::string message = reason;
@@ -99,7 +108,8 @@ void RmClient::raise(const std::string& operation) {
                           operation + " refused: " + (message.empty() ? "unknown fault" : message));
     }
     throw ClientError(ClientError::Kind::Protocol, "",
-                      operation + " failed: " + (message.empty() ? "error " + std::to_string(soap->error) : message));
+                      operation + " failed: " +
+                          (message.empty() ? "error " + std::to_string(soap->error) : message));
 }
 
 namespace {
@@ -142,7 +152,8 @@ rm__ScopeRequest* buildRequest(struct soap* soap, const ScopeRequest& in) {
 std::string RmClient::addResources(const ScopeRequest& request) {
     prepare();
     _rm__AddResourcesResponse response;
-    if (proxy_->AddResources(buildRequest(proxy_->soap, request), response) != SOAP_OK) raise("AddResources");
+    if (proxy_->AddResources(buildRequest(proxy_->soap, request), response) != SOAP_OK)
+        raise("AddResources");
     return response.reportID;
 }
 
@@ -170,7 +181,8 @@ std::string RmClient::getReport(const std::string& reportId) {
     request.reportID = reportId;
     _rm__GetReportResponse response;
     if (proxy_->GetReport(&request, response) != SOAP_OK) raise("GetReport");
-    if (!response.ResourceReport) throw ClientError(ClientError::Kind::Protocol, "", "GetReport returned no report");
+    if (!response.ResourceReport)
+        throw ClientError(ClientError::Kind::Protocol, "", "GetReport returned no report");
     return std::string("<ResourceReport>") + response.ResourceReport + "</ResourceReport>";
 }
 
@@ -199,7 +211,14 @@ std::vector<NodeRow> RmClient::listNodes() {
     std::vector<NodeRow> out;
     for (const auto* n : response.node) {
         if (!n) continue;
-        NodeRow row{n->ID, n->name, n->endpoint, n->liveness, n->lastHeartbeat, n->load, n->runningInstances, {}};
+        NodeRow row{n->ID,
+                    n->name,
+                    n->endpoint,
+                    n->liveness,
+                    n->lastHeartbeat,
+                    n->load,
+                    n->runningInstances,
+                    {}};
         for (const auto* l : n->label) {
             if (l) row.labels.emplace_back(l->key, l->value);
         }

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -30,7 +30,7 @@ using rm::client::ClientError;
 using rm::client::RmClient;
 
 constexpr int kExitSuccess = 0;
-constexpr int kExitFailed = 1;     // the session ended FAILED, or the RM refused the request
+constexpr int kExitFailed = 1;  // the session ended FAILED, or the RM refused the request
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;  // the RM could not be reached, or --wait timed out
 
@@ -78,31 +78,36 @@ struct Args {
 void printProgress(const rm::reports::ResourceReport& report, bool tty) {
     auto p = rm::reports::progress(report);
     std::ostringstream line;
-    line << "[" << report.status << (report.sessionExitStatus ? " " + *report.sessionExitStatus : "") << "] "
+    line << "[" << report.status
+         << (report.sessionExitStatus ? " " + *report.sessionExitStatus : "") << "] "
          << "resources " << p.resources.done << "/" << p.resources.total;
     if (p.packages.total > 0) line << ", packages " << p.packages.done << "/" << p.packages.total;
     for (const auto& node : p.nodes) {
-        line << ", " << (node.host.empty() ? node.id : node.host) << " " << node.packages.done << "/"
-             << node.packages.total << (node.reportClosed ? " closed" : "");
+        line << ", " << (node.host.empty() ? node.id : node.host) << " " << node.packages.done
+             << "/" << node.packages.total << (node.reportClosed ? " closed" : "");
     }
-    if (tty) std::printf("\r\033[K%s", line.str().c_str());
-    else std::printf("%s\n", line.str().c_str());
+    if (tty)
+        std::printf("\r\033[K%s", line.str().c_str());
+    else
+        std::printf("%s\n", line.str().c_str());
     std::fflush(stdout);
 }
 
 void printSummary(const rm::reports::ResourceReport& report) {
-    std::printf("report %s: %s %s %s\n", report.id.c_str(), report.operation.c_str(), report.status.c_str(),
-                report.sessionExitStatus.value_or("").c_str());
+    std::printf("report %s: %s %s %s\n", report.id.c_str(), report.operation.c_str(),
+                report.status.c_str(), report.sessionExitStatus.value_or("").c_str());
     for (const auto& s : report.services) {
         std::printf("  service %s/%s/%s  resolution %s  on %s  %s\n", s.serviceClass.c_str(),
                     s.serviceName.c_str(), s.serviceVersion.c_str(), s.resolutionStatus.c_str(),
-                    s.deployedOn.c_str(), s.errorDescription.empty() ? "" : s.errorDescription.c_str());
+                    s.deployedOn.c_str(),
+                    s.errorDescription.empty() ? "" : s.errorDescription.c_str());
     }
     for (const auto& g : report.ghns) {
-        std::printf("  node %s (%s) report %s\n", g.host.c_str(), g.id.c_str(), g.nodeStatus.c_str());
+        std::printf("  node %s (%s) report %s\n", g.host.c_str(), g.id.c_str(),
+                    g.nodeStatus.c_str());
         for (const auto& p : g.packages) {
-            std::printf("    %-16s %s/%s %s  %s\n", p.status.c_str(), p.serviceName.c_str(), p.packageName.c_str(),
-                        p.packageVersion.c_str(), p.message.c_str());
+            std::printf("    %-16s %s/%s %s  %s\n", p.status.c_str(), p.serviceName.c_str(),
+                        p.packageName.c_str(), p.packageVersion.c_str(), p.message.c_str());
         }
     }
     for (const auto& r : report.resources) {
@@ -126,15 +131,18 @@ int followReport(RmClient& client, const std::string& id, bool wait, int timeout
         bool done = report.status == "CLOSED";
         if (!wait || done) {
             if (tty && !last.empty()) std::printf("\n");
-            if (xml) std::printf("%s\n", doc.c_str());
-            else printSummary(report);
+            if (xml)
+                std::printf("%s\n", doc.c_str());
+            else
+                printSummary(report);
             return done ? exitFor(report) : kExitSuccess;
         }
         if (!xml && doc != last) printProgress(report, tty);
         last = doc;
         if (std::chrono::steady_clock::now() > deadline) {
             if (tty) std::printf("\n");
-            std::fprintf(stderr, "rmctl: report %s still OPEN after %d s\n", id.c_str(), timeoutSeconds);
+            std::fprintf(stderr, "rmctl: report %s still OPEN after %d s\n", id.c_str(),
+                         timeoutSeconds);
             return kExitUnreachable;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -198,25 +206,32 @@ int main(int argc, char** argv) {
     try {
         while (args.more() && args.peek().rfind("--", 0) == 0) {
             std::string flag = args.next("option");
-            if (flag == "--manager") options.url = args.next("--manager");
-            else if (flag == "--user") options.user = args.next("--user");
+            if (flag == "--manager")
+                options.url = args.next("--manager");
+            else if (flag == "--user")
+                options.user = args.next("--user");
             else if (flag == "--password-file") {
                 std::ifstream in(args.next("--password-file"));
                 std::getline(in, options.password);
-            } else if (flag == "--tls-ca") options.tlsCaFile = args.next("--tls-ca");
-            else if (flag == "--tls-key") options.tlsKeyFile = args.next("--tls-key");
-            else if (flag == "--insecure") options.insecure = true;
+            } else if (flag == "--tls-ca")
+                options.tlsCaFile = args.next("--tls-ca");
+            else if (flag == "--tls-key")
+                options.tlsKeyFile = args.next("--tls-key");
+            else if (flag == "--insecure")
+                options.insecure = true;
             else if (flag == "--help") {
                 std::fputs(kUsage, stdout);
                 return kExitSuccess;
-            } else throw std::invalid_argument("unknown option " + flag);
+            } else
+                throw std::invalid_argument("unknown option " + flag);
         }
         if (!args.more()) throw std::invalid_argument("no command given");
         std::string command = args.next("command");
         while (!options.url.empty() && options.url.back() == '/') options.url.pop_back();
 
         if (command == "hash-password") {
-            if (args.more()) throw std::invalid_argument("hash-password takes no arguments (it reads stdin)");
+            if (args.more())
+                throw std::invalid_argument("hash-password takes no arguments (it reads stdin)");
             std::string password = readNewPassword();
             std::string hash = rm::service::AccessPolicy::hashPassword(password);
             std::fill(password.begin(), password.end(), '\0');
@@ -229,27 +244,34 @@ int main(int argc, char** argv) {
             std::optional<std::filesystem::path> out;
             while (args.more()) {
                 std::string flag = args.next("option");
-                if (flag == "-o" || flag == "--output") out = args.next(flag);
-                else throw std::invalid_argument("unknown option " + flag + " for package");
+                if (flag == "-o" || flag == "--output")
+                    out = args.next(flag);
+                else
+                    throw std::invalid_argument("unknown option " + flag + " for package");
             }
-            // Without -o FILE the archive is named after its profile: <PackageName>-<PackageVersion>.tar.gz.
+            // Without -o FILE the archive is named after its profile:
+            // <PackageName>-<PackageVersion>.tar.gz.
             std::ifstream in(dir / "profile.xml");
             if (!in) throw std::runtime_error("no profile.xml in " + dir.string());
             std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             auto profile = rm::deployer::parseProfile(xml, (dir / "profile.xml").string());
             std::filesystem::path target = out.value_or(".");
-            if (std::filesystem::is_directory(target)) target /= rm::deployer::defaultPackageFileName(profile);
+            if (std::filesystem::is_directory(target))
+                target /= rm::deployer::defaultPackageFileName(profile);
             rm::deployer::buildPackage(dir, target);
             const auto& c = profile.coords;
-            std::printf("%s\t%s/%s/%s\t%s %s\t%s\n", target.string().c_str(), c.serviceClass.c_str(),
-                        c.serviceName.c_str(), c.serviceVersion.c_str(), c.packageName.c_str(),
-                        c.packageVersion.c_str(), rm::deployer::sha256File(target).c_str());
+            std::printf("%s\t%s/%s/%s\t%s %s\t%s\n", target.string().c_str(),
+                        c.serviceClass.c_str(), c.serviceName.c_str(), c.serviceVersion.c_str(),
+                        c.packageName.c_str(), c.packageVersion.c_str(),
+                        rm::deployer::sha256File(target).c_str());
             return kExitSuccess;
         }
 
         if (options.insecure && options.url.rfind("https://", 0) == 0) {
-            std::fprintf(stderr, "rmctl: warning: --insecure: the certificate of %s is not verified; "
-                                 "credentials go to whoever answers\n", options.url.c_str());
+            std::fprintf(stderr,
+                         "rmctl: warning: --insecure: the certificate of %s is not verified; "
+                         "credentials go to whoever answers\n",
+                         options.url.c_str());
         }
         RmClient client(options);
         if (command == "add" || command == "remove" || command == "dispose") {
@@ -258,7 +280,8 @@ int main(int argc, char** argv) {
             int timeout = 900;
             while (args.more()) {
                 std::string flag = args.next("option");
-                if (flag == "--scope") request.targetScope = args.next("--scope");
+                if (flag == "--scope")
+                    request.targetScope = args.next("--scope");
                 else if (flag == "--resource") {
                     std::string r = args.next("--resource");
                     auto colon = r.find(':');
@@ -266,18 +289,27 @@ int main(int argc, char** argv) {
                         throw std::invalid_argument("--resource wants TYPE:ID, got '" + r + "'");
                     }
                     request.resources.emplace_back(r.substr(0, colon), r.substr(colon + 1));
-                } else if (flag == "--service") request.services.push_back(parseService(args.next("--service")));
+                } else if (flag == "--service")
+                    request.services.push_back(parseService(args.next("--service")));
                 else if (flag == "--package" || flag == "--node" || flag == "--version") {
-                    if (request.services.empty()) throw std::invalid_argument(flag + " must follow a --service");
+                    if (request.services.empty())
+                        throw std::invalid_argument(flag + " must follow a --service");
                     auto& last = request.services.back();
                     std::string v = args.next(flag);
-                    if (flag == "--package") last.packageName = v;
-                    else if (flag == "--node") last.targetNode = v;
-                    else last.packageVersion = v;
-                } else if (flag == "--suggest") request.suggestedNodes.push_back(args.next("--suggest"));
-                else if (flag == "--wait") wait = true;
-                else if (flag == "--timeout") timeout = std::stoi(args.next("--timeout"));
-                else throw std::invalid_argument("unknown option " + flag + " for " + command);
+                    if (flag == "--package")
+                        last.packageName = v;
+                    else if (flag == "--node")
+                        last.targetNode = v;
+                    else
+                        last.packageVersion = v;
+                } else if (flag == "--suggest")
+                    request.suggestedNodes.push_back(args.next("--suggest"));
+                else if (flag == "--wait")
+                    wait = true;
+                else if (flag == "--timeout")
+                    timeout = std::stoi(args.next("--timeout"));
+                else
+                    throw std::invalid_argument("unknown option " + flag + " for " + command);
             }
             if (request.targetScope.empty()) {
                 const char* env = std::getenv("RM_SCOPE");
@@ -290,8 +322,10 @@ int main(int argc, char** argv) {
             std::printf("%s\n", id.c_str());
             std::fflush(stdout);
             if (!wait) {
-                std::fprintf(stderr, "follow it: rmctl --manager %s report %s --wait  (or open %s/reports/%s)\n",
-                             options.url.c_str(), id.c_str(), options.url.c_str(), id.c_str());
+                std::fprintf(
+                    stderr,
+                    "follow it: rmctl --manager %s report %s --wait  (or open %s/reports/%s)\n",
+                    options.url.c_str(), id.c_str(), options.url.c_str(), id.c_str());
                 return kExitSuccess;
             }
             return followReport(client, id, true, timeout, false);
@@ -302,10 +336,14 @@ int main(int argc, char** argv) {
             int timeout = 900;
             while (args.more()) {
                 std::string flag = args.next("option");
-                if (flag == "--wait") wait = true;
-                else if (flag == "--xml") xml = true;
-                else if (flag == "--timeout") timeout = std::stoi(args.next("--timeout"));
-                else throw std::invalid_argument("unknown option " + flag + " for report");
+                if (flag == "--wait")
+                    wait = true;
+                else if (flag == "--xml")
+                    xml = true;
+                else if (flag == "--timeout")
+                    timeout = std::stoi(args.next("--timeout"));
+                else
+                    throw std::invalid_argument("unknown option " + flag + " for report");
             }
             return followReport(client, id, wait, timeout, xml);
         }
@@ -313,24 +351,31 @@ int main(int argc, char** argv) {
             std::optional<std::string> type, status;
             while (args.more()) {
                 std::string flag = args.next("option");
-                if (flag == "--type") type = args.next("--type");
-                else if (flag == "--status") status = args.next("--status");
-                else throw std::invalid_argument("unknown option " + flag + " for resources");
+                if (flag == "--type")
+                    type = args.next("--type");
+                else if (flag == "--status")
+                    status = args.next("--status");
+                else
+                    throw std::invalid_argument("unknown option " + flag + " for resources");
             }
             auto rows = client.listResources(type, status);
-            std::printf("%-20s %-40s %-16s %-38s %s\n", "TYPE", "ID", "STATUS", "NODE", "LAST CHANGE");
+            std::printf("%-20s %-40s %-16s %-38s %s\n", "TYPE", "ID", "STATUS", "NODE",
+                        "LAST CHANGE");
             for (const auto& r : rows) {
-                std::printf("%-20s %-40s %-16s %-38s %s\n", r.type.c_str(), r.id.c_str(), r.status.c_str(),
-                            r.node.empty() ? "-" : r.node.c_str(), r.lastChange.c_str());
+                std::printf("%-20s %-40s %-16s %-38s %s\n", r.type.c_str(), r.id.c_str(),
+                            r.status.c_str(), r.node.empty() ? "-" : r.node.c_str(),
+                            r.lastChange.c_str());
             }
             return kExitSuccess;
         }
         if (command == "nodes") {
             auto rows = client.listNodes();
-            std::printf("%-16s %-38s %-8s %-26s %-8s %s\n", "NAME", "ID", "LIVENESS", "LAST HEARTBEAT", "RUNNING", "ENDPOINT");
+            std::printf("%-16s %-38s %-8s %-26s %-8s %s\n", "NAME", "ID", "LIVENESS",
+                        "LAST HEARTBEAT", "RUNNING", "ENDPOINT");
             for (const auto& n : rows) {
-                std::printf("%-16s %-38s %-8s %-26s %-8d %s\n", n.name.c_str(), n.id.c_str(), n.liveness.c_str(),
-                            n.lastHeartbeat.c_str(), n.runningInstances, n.endpoint.c_str());
+                std::printf("%-16s %-38s %-8s %-26s %-8d %s\n", n.name.c_str(), n.id.c_str(),
+                            n.liveness.c_str(), n.lastHeartbeat.c_str(), n.runningInstances,
+                            n.endpoint.c_str());
             }
             return kExitSuccess;
         }
@@ -345,23 +390,30 @@ int main(int argc, char** argv) {
                     std::string flag = args.next("option");
                     if (flag == "--ttl") {
                         auto parsed = rm::common::parseDuration(args.next("--ttl"));
-                        if (!parsed) throw std::invalid_argument("--ttl wants a duration like 90s, 15m, 1h or 7d");
+                        if (!parsed)
+                            throw std::invalid_argument(
+                                "--ttl wants a duration like 90s, 15m, 1h or 7d");
                         ttl = parsed->count();
                     } else if (flag == "--uses") {
                         uses = std::stoi(args.next("--uses"));
                         if (uses < 1) throw std::invalid_argument("--uses wants a positive count");
-                    } else if (flag == "--description") description = args.next("--description");
-                    else if (flag == "--print-join-command") joinCommand = true;
-                    else throw std::invalid_argument("unknown option " + flag + " for token create");
+                    } else if (flag == "--description")
+                        description = args.next("--description");
+                    else if (flag == "--print-join-command")
+                        joinCommand = true;
+                    else
+                        throw std::invalid_argument("unknown option " + flag + " for token create");
                 }
                 auto token = client.createJoinToken(ttl, uses, description);
-                std::printf("token: %s\nca-sha256: %s\nexpires: %s\nmanager: %s\n", token.token.c_str(),
-                            token.caSha256.c_str(), token.expires.c_str(), token.agentUrl.c_str());
+                std::printf("token: %s\nca-sha256: %s\nexpires: %s\nmanager: %s\n",
+                            token.token.c_str(), token.caSha256.c_str(), token.expires.c_str(),
+                            token.agentUrl.c_str());
                 if (joinCommand) {
-                    std::printf("join: echo %s > /etc/scope-rm/join-token && node-agent --manager %s "
-                                "--join-token-file /etc/scope-rm/join-token --ca-sha256 %s "
-                                "--name NAME --root DIR\n",
-                                token.token.c_str(), token.agentUrl.c_str(), token.caSha256.c_str());
+                    std::printf(
+                        "join: echo %s > /etc/scope-rm/join-token && node-agent --manager %s "
+                        "--join-token-file /etc/scope-rm/join-token --ca-sha256 %s "
+                        "--name NAME --root DIR\n",
+                        token.token.c_str(), token.agentUrl.c_str(), token.caSha256.c_str());
                 }
                 return kExitSuccess;
             }

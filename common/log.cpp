@@ -20,10 +20,14 @@ LogLevel parseLogLevel(std::string_view text) {
 
 static const char* levelName(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::warn:
+            return "warn";
+        case LogLevel::error:
+            return "error";
     }
     return "info";
 }
@@ -83,11 +87,11 @@ size_t printableUtf8(std::string_view text, size_t at) {
         if ((byte(at + i) & 0xc0) != 0x80) return 0;
     }
     unsigned char second = byte(at + 1);
-    if (lead == 0xc2 && second < 0xa0) return 0;                 // C1 controls
-    if (lead == 0xe0 && second < 0xa0) return 0;                 // overlong
-    if (lead == 0xed && second >= 0xa0) return 0;                // surrogates
-    if (lead == 0xf0 && second < 0x90) return 0;                 // overlong
-    if (lead == 0xf4 && second >= 0x90) return 0;                // beyond U+10FFFF
+    if (lead == 0xc2 && second < 0xa0) return 0;   // C1 controls
+    if (lead == 0xe0 && second < 0xa0) return 0;   // overlong
+    if (lead == 0xed && second >= 0xa0) return 0;  // surrogates
+    if (lead == 0xf0 && second < 0x90) return 0;   // overlong
+    if (lead == 0xf4 && second >= 0x90) return 0;  // beyond U+10FFFF
     return length;
 }
 

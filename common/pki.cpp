@@ -140,10 +140,12 @@ bool acceptableKey(EVP_PKEY* key) {
     if (type == EVP_PKEY_EC) {
         char group[64] = {};
         size_t length = 0;
-        if (!EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof group, &length)) return false;
+        if (!EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof group, &length))
+            return false;
         return std::string(group) == "prime256v1" || std::string(group) == "secp384r1";
     }
-    if (type == EVP_PKEY_RSA) return EVP_PKEY_get_bits(key) >= 2048 && EVP_PKEY_get_bits(key) <= 8192;
+    if (type == EVP_PKEY_RSA)
+        return EVP_PKEY_get_bits(key) >= 2048 && EVP_PKEY_get_bits(key) <= 8192;
     return type == EVP_PKEY_ED25519;
 }
 
@@ -170,7 +172,8 @@ KeyAndCertificate makeCa(const std::string& commonName, std::chrono::seconds val
     addExtension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
     addExtension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
     addExtension(cert.get(), cert.get(), NID_subject_key_identifier, "hash");
-    if (!X509_sign(cert.get(), key.get(), EVP_sha256())) throw PkiError("cannot sign the CA certificate");
+    if (!X509_sign(cert.get(), key.get(), EVP_sha256()))
+        throw PkiError("cannot sign the CA certificate");
     ca.certificatePem = writeCert(cert.get());
     return ca;
 }
@@ -225,17 +228,21 @@ std::string issueCertificate(const KeyAndCertificate& ca, const IssueRequest& re
     X509_set_issuer_name(cert.get(), X509_get_subject_name(caCert.get()));
     X509_set_pubkey(cert.get(), subjectKey.get());
     addExtension(cert.get(), caCert.get(), NID_basic_constraints, "critical,CA:FALSE");
-    addExtension(cert.get(), caCert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
+    addExtension(cert.get(), caCert.get(), NID_key_usage,
+                 "critical,digitalSignature,keyEncipherment");
     std::string usages;
     if (request.serverAuth) usages += "serverAuth";
     if (request.clientAuth) usages += std::string(usages.empty() ? "" : ",") + "clientAuth";
     if (!usages.empty()) addExtension(cert.get(), caCert.get(), NID_ext_key_usage, usages);
     addExtension(cert.get(), caCert.get(), NID_authority_key_identifier, "keyid:always");
     std::string san;
-    for (const auto& dns : request.dnsNames) san += (san.empty() ? "" : ",") + std::string("DNS:") + dns;
-    for (const auto& ip : request.ipAddresses) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
+    for (const auto& dns : request.dnsNames)
+        san += (san.empty() ? "" : ",") + std::string("DNS:") + dns;
+    for (const auto& ip : request.ipAddresses)
+        san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
     if (!san.empty()) addExtension(cert.get(), caCert.get(), NID_subject_alt_name, san);
-    if (!X509_sign(cert.get(), caKey.get(), EVP_sha256())) throw PkiError("cannot sign a certificate");
+    if (!X509_sign(cert.get(), caKey.get(), EVP_sha256()))
+        throw PkiError("cannot sign a certificate");
     return writeCert(cert.get());
 }
 
@@ -255,7 +262,8 @@ std::string certificateSha256(const std::string& certificatePem) {
     Cert cert = readCert(certificatePem);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int size = 0;
-    if (!X509_digest(cert.get(), EVP_sha256(), digest, &size)) throw PkiError("cannot hash a certificate");
+    if (!X509_digest(cert.get(), EVP_sha256(), digest, &size))
+        throw PkiError("cannot hash a certificate");
     return toHex(digest, size);
 }
 

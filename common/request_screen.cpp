@@ -141,7 +141,7 @@ Authority parseAuthority(std::string_view text) {
     }
     host = lower(host);
     if (!host.empty() && host.back() == '.') host.pop_back();  // the root: "localhost."
-    if (!host.empty() && host.back() == '.') return a;           // "a..": not a name
+    if (!host.empty() && host.back() == '.') return a;         // "a..": not a name
     a.host = std::move(host);
     return a;
 }

@@ -1,8 +1,8 @@
 #include "common/soap_server.h"
 
 #include "common/pki.h"
-#include "common/tls.h"
 #include "common/request_screen.h"
+#include "common/tls.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cctype>
+#include <cstring>
 #include <string_view>
 
 #include <stdexcept>
@@ -240,8 +240,8 @@ ServerStats SoapServer::stats() const {
 
 void SoapServer::start() {
     names_.clear();
-    for (const auto& name : options_.serverNames.empty() ? defaultServerNames(options_.host)
-                                                          : options_.serverNames) {
+    for (const auto& name :
+         options_.serverNames.empty() ? defaultServerNames(options_.host) : options_.serverNames) {
         std::string n = normalizeServerName(name);
         if (!n.empty()) names_.push_back(std::move(n));
     }
@@ -437,8 +437,7 @@ void SoapServer::refuseMalformedRequest(struct soap* soap, WorkerContext& worker
     soap_send_fault(soap);
 }
 
-SoapServer::Refusal SoapServer::screenHeaders(const WorkerContext& worker,
-                                              bool soapRequest) const {
+SoapServer::Refusal SoapServer::screenHeaders(const WorkerContext& worker, bool soapRequest) const {
     // No Host header at all (HTTP/1.0, some scripts) is fine: browsers always send one.
     if (worker.hostHeaders > 1) return {400, "the request has more than one Host header"};
     if (worker.hostHeaders == 1 && !worker.host.empty() && !isServerName(worker.host, names_)) {
@@ -451,9 +450,10 @@ SoapServer::Refusal SoapServer::screenHeaders(const WorkerContext& worker,
                          "' is not this service's own"};
     }
     if (soapRequest && !isSoapContentType(worker.contentType)) {
-        return {415, "a SOAP request needs Content-Type text/xml (SOAP 1.1) or "
-                     "application/soap+xml (SOAP 1.2), not '" +
-                         shown(worker.contentType) + "'"};
+        return {415,
+                "a SOAP request needs Content-Type text/xml (SOAP 1.1) or "
+                "application/soap+xml (SOAP 1.2), not '" +
+                    shown(worker.contentType) + "'"};
     }
     return {};
 }
@@ -527,7 +527,8 @@ int SoapServer::handleHttp(struct soap* soap, WorkerContext& worker, const std::
         extra += key + ": " + value;
     };
     auto sameKey = [](const std::string& a, const std::string& b) {
-        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+        return a.size() == b.size() &&
+               std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                    return std::tolower(static_cast<unsigned char>(x)) ==
                           std::tolower(static_cast<unsigned char>(y));
                });

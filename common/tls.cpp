@@ -3,10 +3,10 @@
 #include "common/pki.h"
 
 #include <Poco/Net/RejectCertificateHandler.h>
+#include <Poco/Net/SSLManager.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <Poco/Net/SSLManager.h>
 #include <stdsoap2.h>
 
 #include <mutex>
@@ -135,9 +135,9 @@ SOAP_SOCKET openChecked(struct soap* soap, const char* endpoint, const char* hos
     soap->socket = s;
     soap->fclose(soap);
     soap->socket = SOAP_INVALID_SOCKET;
-    std::string message = "TLS peer " + std::string(host ? host : "?") + ":" + std::to_string(port) +
-                          " presented identity '" + actual.substr(0, 128) + "', expected '" +
-                          plugin->expected + "'";
+    std::string message = "TLS peer " + std::string(host ? host : "?") + ":" +
+                          std::to_string(port) + " presented identity '" + actual.substr(0, 128) +
+                          "', expected '" + plugin->expected + "'";
     soap_set_receiver_error(soap, "TLS peer identity mismatch", soap_strdup(soap, message.c_str()),
                             SOAP_SSL_ERROR);
     return SOAP_INVALID_SOCKET;
